@@ -1,0 +1,3 @@
+from chatport.cli import main
+
+main()

@@ -1,0 +1,27 @@
+"""GET /v1/models and /v1/models/{model}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from chatport.protocol import responses as rs
+from chatport.service.models import ModelRegistry
+
+router = APIRouter()
+
+
+def _registry(request: Request) -> ModelRegistry:
+    return request.app.state.registry
+
+
+@router.get("/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    return rs.model_list(rs.model_object(m.id, m.created, m.owned_by) for m in _registry(request).listed())
+
+
+@router.get("/models/{model_id:path}")
+async def retrieve_model(model_id: str, request: Request) -> dict[str, Any]:
+    model = _registry(request).resolve(model_id)
+    return rs.model_object(model.id, model.created, model.owned_by)

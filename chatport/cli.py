@@ -1,0 +1,91 @@
+"""The ``chatport`` command."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+from chatport.catalog import ModelSource, default_model, model_id_for
+from chatport.engine.engine import EngineConfig
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="OpenAI Chat Completions on local GGUF models.")
+console = Console(stderr=True)
+
+
+def _sources(models: list[str], model_ids: list[str]) -> list[ModelSource]:
+    if not models:
+        if model_ids:
+            raise typer.BadParameter("--model-id names a --model; give the --model too")
+        return [default_model()]
+    if len(model_ids) > len(models):
+        raise typer.BadParameter("more --model-id than --model")
+    ids = model_ids + [model_id_for(p) for p in models[len(model_ids) :]]
+    return [ModelSource(os.path.abspath(p), i) for p, i in zip(models, ids)]
+
+
+def _aliases(values: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        name, sep, target = value.partition("=")
+        if not sep or not name or not target:
+            raise typer.BadParameter(f"--alias takes NAME=MODEL_ID, got {value!r}")
+        pairs.append((name, target))
+    return pairs
+
+
+@app.command()
+def serve(
+    model: Annotated[list[str], typer.Option("--model", help="A GGUF file to serve (repeatable).")] = [],
+    model_id: Annotated[list[str], typer.Option("--model-id", help="The id of the matching --model.")] = [],
+    alias: Annotated[list[str], typer.Option("--alias", help="NAME=MODEL_ID, e.g. gpt-4o=smollm2-135m-instruct.")] = [],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    api_key: Annotated[list[str], typer.Option("--api-key", help="Accepted bearer key (repeatable); also CHATPORT_API_KEYS.")] = [],
+    ctx_size: Annotated[int, typer.Option(help="Context tokens per sequence.")] = 4096,
+    max_seqs: Annotated[int, typer.Option(help="Sequences decoded together per model.")] = 16,
+    max_queue: Annotated[int, typer.Option(help="Requests allowed to wait; more get 503.")] = 256,
+    threads: Annotated[int, typer.Option(help="CPU threads for llama.cpp (0: all cores).")] = 0,
+    max_body_mb: Annotated[int, typer.Option(help="Largest request body accepted, in MiB.")] = 32,
+) -> None:
+    """Serve the Chat Completions API (default: SmolLM2-135M-Instruct)."""
+    import uvicorn
+
+    from chatport.api.app import create_app
+    from chatport.service.models import ModelRegistry, load_served_model
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    keys = api_key + [k for k in os.environ.get("CHATPORT_API_KEYS", "").split(",") if k.strip()]
+    config = EngineConfig(ctx_size=ctx_size, max_seqs=max_seqs, max_waiting=max_queue, threads=threads)
+    registry = ModelRegistry()
+    for source in _sources(model, model_id):
+        with Progress(
+            TextColumn("loading [bold]{task.description}"), BarColumn(), TaskProgressColumn(), console=console, transient=False
+        ) as progress:
+            task = progress.add_task(source.id, total=1.0)
+            served = load_served_model(source.path, source.id, config, progress=lambda v: progress.update(task, completed=v))
+            progress.update(task, completed=1.0)
+        registry.add(served)
+        console.print(f"serving [bold]{served.id}[/] from {source.path} (context {served.context_limit} tokens, {max_seqs} sequences)")
+    for name, target in _aliases(alias):
+        try:
+            registry.alias(name, target)
+        except KeyError:
+            raise typer.BadParameter(f"--alias {name}={target}: no served model is called {target!r}") from None
+    if keys:
+        console.print(f"API keys required ({len(keys)} configured)")
+    api = create_app(registry, api_keys=keys, max_body_bytes=max_body_mb * 1024 * 1024)
+    uvicorn.run(api, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+@app.callback()
+def _root() -> None:
+    """chatport: the OpenAI Chat Completions API on your own machine."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,205 @@
+"""The thin layer over llama-cpp-python's low-level API: a loaded model and a context.
+
+Only this module touches ctypes; the rest of the engine sees numpy arrays and ints.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import llama_cpp as lc
+import numpy as np
+
+_backend_lock = threading.Lock()
+_backend_ready = False
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    with _backend_lock:
+        if not _backend_ready:
+            lc.llama_backend_init()
+            _backend_ready = True
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+class LlamaModel:
+    """A GGUF model's weights and vocabulary, shared by every context made from it."""
+
+    def __init__(self, path: str, progress: Callable[[float], None] | None = None) -> None:
+        if not os.path.isfile(path):
+            raise ModelLoadError(f"no such model file: {path}")
+        _init_backend()
+        params = lc.llama_model_default_params()
+        # Weight repacking (AMX / repacked CPU kernels) crashes multi-token decodes with
+        # this llama.cpp build on AVX-512/AMX hosts; plain kernels are correct everywhere.
+        params.use_extra_bufts = False
+        if progress is not None:
+
+            def on_progress(value: float, _user: ctypes.c_void_p) -> bool:
+                progress(float(value))
+                return True
+
+            self._progress_cb = lc.llama_progress_callback(on_progress)
+            params.progress_callback = self._progress_cb
+        self.path = path
+        self._model = lc.llama_model_load_from_file(path.encode(), params)
+        if not self._model:
+            raise ModelLoadError(f"llama.cpp could not load {path}")
+        self._vocab = lc.llama_model_get_vocab(self._model)
+        self.n_vocab = lc.llama_vocab_n_tokens(self._vocab)
+        self.n_ctx_train = lc.llama_model_n_ctx_train(self._model)
+        self.metadata = self._read_metadata()
+        self.token_bytes = [self._piece(t) for t in range(self.n_vocab)]
+        self.eog_mask = np.array([lc.llama_vocab_is_eog(self._vocab, t) for t in range(self.n_vocab)], dtype=bool)
+        self.bos_id = lc.llama_vocab_bos(self._vocab)
+        self.eos_id = lc.llama_vocab_eos(self._vocab)
+
+    def _read_metadata(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        key = ctypes.create_string_buffer(512)
+        for i in range(lc.llama_model_meta_count(self._model)):
+            lc.llama_model_meta_key_by_index(self._model, i, key, len(key))
+            size = lc.llama_model_meta_val_str_by_index(self._model, i, None, 0)
+            value = ctypes.create_string_buffer(max(size, 0) + 1)
+            lc.llama_model_meta_val_str_by_index(self._model, i, value, len(value))
+            out[key.value.decode("utf-8", "replace")] = value.value.decode("utf-8", "replace")
+        return out
+
+    def _piece(self, token: int, special: bool = False) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = lc.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = lc.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
+        return buf.raw[:n]
+
+    def token_text(self, token: int) -> str:
+        """The token's text with control tokens spelled out, for templates and prompts."""
+        return self._piece(token, special=True).decode("utf-8", "replace")
+
+    def tokenize(self, text: str, *, parse_special: bool = True) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        out = (lc.llama_token * capacity)()
+        n = lc.llama_tokenize(self._vocab, data, len(data), out, capacity, False, parse_special)
+        if n < 0:
+            capacity = -n
+            out = (lc.llama_token * capacity)()
+            n = lc.llama_tokenize(self._vocab, data, len(data), out, capacity, False, parse_special)
+        return list(out[:n])
+
+    def new_context(self, *, n_ctx_per_seq: int, n_seq_max: int, n_batch: int, n_threads: int) -> LlamaContext:
+        return LlamaContext(self, n_ctx_per_seq=n_ctx_per_seq, n_seq_max=n_seq_max, n_batch=n_batch, n_threads=n_threads)
+
+    def close(self) -> None:
+        if self._model:
+            lc.llama_model_free(self._model)
+            self._model = None
+
+
+@dataclass
+class BatchView:
+    """A llama_batch whose arrays are numpy buffers we own, filled without ctypes loops."""
+
+    capacity: int
+
+    def __post_init__(self) -> None:
+        cap = self.capacity
+        self.token = np.zeros(cap, dtype=np.int32)
+        self.pos = np.zeros(cap, dtype=np.int32)
+        self.n_seq_id = np.ones(cap, dtype=np.int32)
+        self.seq = np.zeros(cap, dtype=np.int32)
+        self.logits = np.zeros(cap, dtype=np.int8)
+        seq_ptr = self.seq.ctypes.data
+        self._seq_ptrs = (ctypes.POINTER(lc.llama_seq_id) * cap)(
+            *[ctypes.cast(seq_ptr + 4 * i, ctypes.POINTER(lc.llama_seq_id)) for i in range(cap)]
+        )
+        self.raw = lc.llama_batch()
+        self.raw.embd = None
+        self.raw.token = self.token.ctypes.data_as(ctypes.POINTER(lc.llama_token))
+        self.raw.pos = self.pos.ctypes.data_as(ctypes.POINTER(lc.llama_pos))
+        self.raw.n_seq_id = self.n_seq_id.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+        self.raw.seq_id = self._seq_ptrs
+        self.raw.logits = self.logits.ctypes.data_as(ctypes.POINTER(ctypes.c_int8))
+        self.size = 0
+        self.n_outputs = 0
+
+    def clear(self) -> None:
+        self.size = 0
+        self.n_outputs = 0
+
+    def add(self, tokens: list[int], start_pos: int, seq_id: int, want_last_logits: bool) -> int | None:
+        """Append tokens of one sequence; returns the output row of the last token if wanted."""
+        n = len(tokens)
+        lo, hi = self.size, self.size + n
+        self.token[lo:hi] = tokens
+        self.pos[lo:hi] = np.arange(start_pos, start_pos + n, dtype=np.int32)
+        self.seq[lo:hi] = seq_id
+        self.logits[lo:hi] = 0
+        self.size = hi
+        if not want_last_logits:
+            return None
+        self.logits[hi - 1] = 1
+        self.n_outputs += 1
+        return self.n_outputs - 1
+
+    @property
+    def free(self) -> int:
+        return self.capacity - self.size
+
+
+class LlamaContext:
+    """One llama.cpp context: a KV cache with one stream per sequence slot."""
+
+    def __init__(self, model: LlamaModel, *, n_ctx_per_seq: int, n_seq_max: int, n_batch: int, n_threads: int) -> None:
+        params = lc.llama_context_default_params()
+        params.n_ctx = n_ctx_per_seq * n_seq_max
+        params.n_batch = n_batch
+        params.n_ubatch = min(n_batch, 512)
+        params.n_seq_max = n_seq_max
+        params.n_threads = n_threads
+        params.n_threads_batch = n_threads
+        # One KV stream per slot: attention only scans a sequence's own cells, and a
+        # slot's cells can be handed on whole (prefix reuse, n>1 forks).
+        params.kv_unified = False
+        params.no_perf = True
+        self.model = model
+        self._ctx = lc.llama_init_from_model(model._model, params)
+        if not self._ctx:
+            raise ModelLoadError("llama.cpp could not create a context (out of memory?)")
+        self._mem = lc.llama_get_memory(self._ctx)
+        self.n_ctx_per_seq = lc.llama_n_ctx(self._ctx) // n_seq_max
+        self.n_seq_max = n_seq_max
+        self.batch = BatchView(n_batch)
+
+    def decode(self) -> np.ndarray:
+        """Run the batch; returns the logits of the rows that asked for them."""
+        self.batch.raw.n_tokens = self.batch.size
+        rc = lc.llama_decode(self._ctx, self.batch.raw)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode failed with code {rc}")
+        n = self.batch.n_outputs
+        if n == 0:
+            return np.empty((0, self.model.n_vocab), dtype=np.float32)
+        ptr = lc.llama_get_logits(self._ctx)
+        return np.ctypeslib.as_array(ptr, shape=(n, self.model.n_vocab))
+
+    def forget(self, seq_id: int, from_pos: int = 0) -> None:
+        lc.llama_memory_seq_rm(self._mem, seq_id, from_pos, -1)
+
+    def copy_sequence(self, src: int, dst: int) -> None:
+        lc.llama_memory_seq_rm(self._mem, dst, -1, -1)
+        lc.llama_memory_seq_cp(self._mem, src, dst, -1, -1)
+
+    def close(self) -> None:
+        if self._ctx:
+            lc.llama_free(self._ctx)
+            self._ctx = None

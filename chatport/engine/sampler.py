@@ -1,0 +1,137 @@
+"""Token selection for a whole decode step at once.
+
+Every row of the step's logits belongs to one sequence with its own parameters and its
+own random generator, so a sequence's output depends only on its seed and its logits,
+never on what else shares the batch. Work is done per group of rows with numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Candidates kept before nucleus sorting; the full vocabulary is sorted only when
+# these few do not hold top_p of the mass.
+_NUCLEUS_CANDIDATES = 256
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    seed: int | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+
+@dataclass
+class SamplerState:
+    """What one sequence carries from step to step."""
+
+    params: SamplingParams
+    rng: np.random.Generator
+    counts: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, params: SamplingParams, choice_index: int) -> SamplerState:
+        if params.seed is None:
+            rng = np.random.default_rng()
+        else:
+            rng = np.random.default_rng([params.seed & 0xFFFFFFFFFFFFFFFF, choice_index])
+        return cls(params=params, rng=rng)
+
+    def record(self, token: int) -> None:
+        self.counts[token] = self.counts.get(token, 0) + 1
+
+
+@dataclass
+class TokenChoice:
+    token: int
+    logprob: float | None = None
+    top: list[tuple[int, float]] | None = None
+
+
+def sample(logits: np.ndarray, states: Seq[SamplerState]) -> list[TokenChoice]:
+    """Pick one token per row of ``logits`` (rows x vocab, float32)."""
+    rows = len(states)
+    x = np.array(logits[:rows], dtype=np.float32, copy=True)
+    _apply_bias_and_penalties(x, states)
+
+    want_logprobs = [i for i, s in enumerate(states) if s.params.logprobs]
+    if want_logprobs:
+        sub = x[want_logprobs]
+        peak = sub.max(axis=1, keepdims=True)
+        log_norm = peak[:, 0] + np.log(np.exp(sub - peak).sum(axis=1))
+
+    tokens = np.empty(rows, dtype=np.int64)
+    greedy = [i for i, s in enumerate(states) if s.params.temperature == 0.0]
+    if greedy:
+        tokens[greedy] = x[greedy].argmax(axis=1)
+    stochastic = [i for i, s in enumerate(states) if s.params.temperature != 0.0]
+    if stochastic:
+        tokens[stochastic] = _sample_stochastic(x[stochastic], [states[i] for i in stochastic])
+
+    choices = [TokenChoice(int(t)) for t in tokens]
+    for j, i in enumerate(want_logprobs if want_logprobs else ()):
+        row, norm = x[i], log_norm[j]
+        choice = choices[i]
+        choice.logprob = float(row[choice.token] - norm)
+        k = states[i].params.top_logprobs
+        if k > 0:
+            top = np.argpartition(-row, k - 1)[:k]
+            top = top[np.argsort(-row[top], kind="stable")]
+            choice.top = [(int(t), float(row[t] - norm)) for t in top]
+        else:
+            choice.top = []
+    return choices
+
+
+def _apply_bias_and_penalties(x: np.ndarray, states: Seq[SamplerState]) -> None:
+    for i, state in enumerate(states):
+        p = state.params
+        if p.logit_bias:
+            ids, values = zip(*p.logit_bias)
+            x[i, list(ids)] += np.asarray(values, dtype=np.float32)
+        if state.counts and (p.presence_penalty or p.frequency_penalty):
+            ids = np.fromiter(state.counts.keys(), dtype=np.int64, count=len(state.counts))
+            counts = np.fromiter(state.counts.values(), dtype=np.float32, count=len(state.counts))
+            x[i, ids] -= counts * p.frequency_penalty + p.presence_penalty
+
+
+def _sample_stochastic(x: np.ndarray, states: Seq[SamplerState]) -> np.ndarray:
+    temps = np.array([s.params.temperature for s in states], dtype=np.float32)[:, None]
+    scaled = x / temps
+    scaled -= scaled.max(axis=1, keepdims=True)
+    probs = np.exp(scaled)
+    probs /= probs.sum(axis=1, keepdims=True)
+    draws = np.array([s.rng.random() for s in states])
+
+    out = np.empty(len(states), dtype=np.int64)
+    full = [i for i, s in enumerate(states) if s.params.top_p >= 1.0]
+    if full:
+        cdf = np.cumsum(probs[full], axis=1)
+        picks = (cdf < draws[full, None] * cdf[:, -1:]).sum(axis=1)
+        out[full] = np.minimum(picks, x.shape[1] - 1)
+    for i, state in enumerate(states):
+        if state.params.top_p < 1.0:
+            out[i] = _nucleus(probs[i], state.params.top_p, draws[i])
+    return out
+
+
+def _nucleus(probs: np.ndarray, top_p: float, draw: float) -> int:
+    k = min(_NUCLEUS_CANDIDATES, probs.shape[0])
+    candidates = np.argpartition(-probs, k - 1)[:k]
+    if probs[candidates].sum() < top_p:
+        candidates = np.arange(probs.shape[0])
+    order = candidates[np.argsort(-probs[candidates], kind="stable")]
+    cdf = np.cumsum(probs[order])
+    # Keep the smallest prefix whose mass reaches top_p (always at least one token).
+    keep = int(np.searchsorted(cdf, top_p * (1 - 1e-6))) + 1
+    kept = cdf[:keep]
+    index = int(np.searchsorted(kept, draw * kept[-1], side="right"))
+    return int(order[min(index, keep - 1)])

@@ -1,0 +1,106 @@
+"""Errors in OpenAI's shape: every failure a client can see is one of these.
+
+The body is always ``{"error": {"message", "type", "param", "code"}}`` so that the
+official SDKs raise their matching exception class with ``param`` and ``code`` set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class APIError(Exception):
+    status_code: int = 500
+    error_type: str = "server_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status_code: int | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        if status_code is not None:
+            self.status_code = status_code
+        if error_type is not None:
+            self.error_type = error_type
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequestError(APIError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class AuthenticationError(APIError):
+    status_code = 401
+    error_type = "invalid_request_error"
+
+
+class NotFoundError(APIError):
+    status_code = 404
+    error_type = "invalid_request_error"
+
+
+class MethodNotAllowedError(APIError):
+    status_code = 405
+    error_type = "invalid_request_error"
+
+
+class PayloadTooLargeError(APIError):
+    status_code = 413
+    error_type = "invalid_request_error"
+
+
+class RateLimitError(APIError):
+    status_code = 429
+    error_type = "requests"
+
+
+class OverloadedError(APIError):
+    status_code = 503
+    error_type = "server_error"
+
+
+def unsupported_parameter(param: str, detail: str | None = None) -> InvalidRequestError:
+    message = f"Unsupported parameter: '{param}' is not supported"
+    message += f" {detail}." if detail else " by this server yet."
+    return InvalidRequestError(message, param=param, code="unsupported_parameter")
+
+
+def unsupported_value(param: str, detail: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"Unsupported value: '{param}' {detail}", param=param, code="unsupported_value"
+    )
+
+
+def model_not_found(model: str) -> NotFoundError:
+    return NotFoundError(
+        f"The model `{model}` does not exist or you do not have access to it.",
+        param="model",
+        code="model_not_found",
+    )
+
+
+def context_length_exceeded(limit: int, got: int) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"This model's maximum context length is {limit} tokens. However, your messages "
+        f"resulted in {got} tokens. Please reduce the length of the messages.",
+        param="messages",
+        code="context_length_exceeded",
+    )

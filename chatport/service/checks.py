@@ -1,0 +1,113 @@
+"""Checks on a well-typed request that need more than its schema: limits OpenAI applies
+on top of the spec, and parameters whose feature this server does not offer (yet),
+which are refused by name rather than ignored."""
+
+from __future__ import annotations
+
+from chatport.protocol.errors import InvalidRequestError, unsupported_parameter
+from chatport.protocol.requests import ChatCompletionRequest
+
+METADATA_MAX_PAIRS = 16
+METADATA_MAX_KEY = 64
+METADATA_MAX_VALUE = 512
+LOGIT_BIAS_LIMIT = 100
+
+# Parameters whose feature has not landed, with the reason shown to the client.
+_NOT_YET = {
+    "tools": "yet: tool calling is coming",
+    "tool_choice": "yet: tool calling is coming",
+    "parallel_tool_calls": "yet: tool calling is coming",
+    "functions": "yet: function calling is coming",
+    "function_call": "yet: function calling is coming",
+    "prediction": "yet: predicted outputs are coming",
+    "audio": "by the served models (text only)",
+    "web_search_options": "by this server (no web access)",
+    "moderation": "by this server",
+    "prompt_cache_options": "by this server yet",
+    "reasoning_effort": "with this model (it is not a reasoning model)",
+    "verbosity": "with this model",
+}
+
+
+def check_request(request: ChatCompletionRequest, *, max_choices: int) -> None:
+    for name, detail in _NOT_YET.items():
+        if getattr(request, name) is not None:
+            raise unsupported_parameter(name, detail)
+    if request.store:
+        raise unsupported_parameter("store", "yet: stored completions are coming")
+    if request.modalities and "audio" in request.modalities:
+        raise unsupported_parameter("modalities", "by the served models: only 'text' output is available")
+    if request.response_format is not None and request.response_format.type != "text":
+        raise unsupported_parameter(
+            "response_format", f"yet with type '{request.response_format.type}': structured outputs are coming"
+        )
+    _check_metadata(request.metadata)
+    _check_logit_bias(request.logit_bias)
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = getattr(request, name)
+        if value is not None and value < 1:
+            raise InvalidRequestError(
+                f"Invalid '{name}': integer below minimum value. Expected a value >= 1, but got {value} instead.",
+                param=name,
+                code="integer_below_min_value",
+            )
+    if request.top_logprobs is not None and not request.logprobs:
+        raise InvalidRequestError(
+            "Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is used.",
+            param="top_logprobs",
+            code="invalid_value",
+        )
+    if request.stream_options is not None and not request.stream:
+        raise InvalidRequestError(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+            code="invalid_value",
+        )
+    if (request.n or 1) > max_choices:
+        raise InvalidRequestError(
+            f"Invalid 'n': this server runs at most {max_choices} sequences at once, but got {request.n}.",
+            param="n",
+            code="integer_above_max_value",
+        )
+
+
+def _check_metadata(metadata: dict[str, str] | None) -> None:
+    if metadata is None:
+        return
+    if len(metadata) > METADATA_MAX_PAIRS:
+        raise InvalidRequestError(
+            f"Invalid 'metadata': too many properties. Expected an object with at most "
+            f"{METADATA_MAX_PAIRS} properties, but got an object with {len(metadata)} properties instead.",
+            param="metadata",
+            code="object_above_max_properties",
+        )
+    for key, value in metadata.items():
+        if len(key) > METADATA_MAX_KEY:
+            raise InvalidRequestError(
+                f"Invalid 'metadata': key too long. Expected a key with maximum length {METADATA_MAX_KEY}, "
+                f"but got a key with length {len(key)} instead.",
+                param="metadata",
+                code="string_above_max_length",
+            )
+        if len(value) > METADATA_MAX_VALUE:
+            raise InvalidRequestError(
+                f"Invalid 'metadata.{key}': string too long. Expected a string with maximum length "
+                f"{METADATA_MAX_VALUE}, but got a string with length {len(value)} instead.",
+                param=f"metadata.{key}",
+                code="string_above_max_length",
+            )
+
+
+def _check_logit_bias(bias: dict[str, int] | None) -> None:
+    for key, value in (bias or {}).items():
+        if not key.isdigit():
+            raise InvalidRequestError(
+                f"Invalid key in 'logit_bias': {key}. Keys must be token ids.", param="logit_bias", code="invalid_value"
+            )
+        if not -LOGIT_BIAS_LIMIT <= value <= LOGIT_BIAS_LIMIT:
+            raise InvalidRequestError(
+                f"Invalid value in 'logit_bias' for token {key}: {value}. Values must be between "
+                f"-{LOGIT_BIAS_LIMIT} and {LOGIT_BIAS_LIMIT}.",
+                param=f"logit_bias.{key}",
+                code="invalid_value",
+            )

@@ -1,0 +1,74 @@
+"""Request messages -> the plain dicts a chat template expects.
+
+Content parts the served model cannot take are refused by name, never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chatport.protocol import requests as rq
+from chatport.protocol.errors import InvalidRequestError
+
+_PART_NAMES = {"image_url": "image", "input_audio": "audio", "file": "file"}
+
+
+def _text_of(content: Any, index: int, model: str) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    texts = []
+    for j, part in enumerate(content):
+        if isinstance(part, rq.TextPart):
+            texts.append(part.text)
+        elif isinstance(part, rq.RefusalPart):
+            texts.append(part.refusal)
+        else:
+            raise InvalidRequestError(
+                f"Invalid content type. The model `{model}` does not accept {_PART_NAMES[part.type]} "
+                f"input ('{part.type}' content parts); only text content is supported.",
+                param=f"messages[{index}].content[{j}]",
+                code="unsupported_content_type",
+            )
+    return "\n".join(texts)
+
+
+def _arguments(raw: str) -> Any:
+    # Tool-aware templates (Qwen, Llama) serialize arguments themselves with tojson.
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def to_template_messages(messages: list[Any], *, model: str, developer_as_system: bool) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        role = message.role
+        entry: dict[str, Any] = {"role": role, "content": _text_of(message.content, i, model)}
+        if role == "developer" and developer_as_system:
+            entry["role"] = "system"
+        if getattr(message, "name", None):
+            entry["name"] = message.name
+        if isinstance(message, rq.AssistantMessage):
+            calls = []
+            for call in message.tool_calls or []:
+                if isinstance(call, rq.FunctionToolCall):
+                    fn = {"name": call.function.name, "arguments": _arguments(call.function.arguments)}
+                    calls.append({"id": call.id, "type": "function", "function": fn})
+                else:
+                    calls.append({"id": call.id, "type": "custom", "custom": call.custom.model_dump()})
+            if message.function_call is not None:
+                fn = {"name": message.function_call.name, "arguments": _arguments(message.function_call.arguments)}
+                calls.append({"id": f"call_{message.function_call.name}", "type": "function", "function": fn})
+            if calls:
+                entry["tool_calls"] = calls
+        elif isinstance(message, rq.ToolMessage):
+            entry["tool_call_id"] = message.tool_call_id
+        elif isinstance(message, rq.FunctionMessage):
+            # The legacy function role is a tool result by another name.
+            entry["role"] = "tool"
+        out.append(entry)
+    return out
