@@ -9,6 +9,7 @@ from fastapi.responses import ORJSONResponse
 
 from chatport.api.auth import KeyChecker
 from chatport.api.errors import install_error_handlers
+from chatport.api.metrics import metrics_endpoint
 from chatport.api.middleware import RequestContextMiddleware
 from chatport.api.routes import chat, models
 from chatport.service.chat import ChatService
@@ -37,5 +38,6 @@ def create_app(
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    app.add_api_route("/metrics", metrics_endpoint(registry), methods=["GET"], include_in_schema=False)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)
     return app

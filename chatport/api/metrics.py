@@ -1,0 +1,45 @@
+"""GET /metrics: Prometheus text, read from the engines at scrape time so that
+the decode loop never pays for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from chatport.service.models import ModelRegistry
+
+
+class EngineCollector(Collector):
+    def __init__(self, models: ModelRegistry) -> None:
+        self.models = models
+
+    def collect(self) -> Iterator:
+        running = GaugeMetricFamily("chatport_running_sequences", "Sequences holding a KV slot", labels=["model"])
+        waiting = GaugeMetricFamily("chatport_waiting_requests", "Requests queued for a slot", labels=["model"])
+        steps = CounterMetricFamily("chatport_decode_steps", "Decode steps run", labels=["model"])
+        tokens = CounterMetricFamily("chatport_generated_tokens", "Tokens sampled", labels=["model"])
+        decode = CounterMetricFamily("chatport_decode_seconds", "Time inside llama_decode", labels=["model"])
+        total = CounterMetricFamily("chatport_step_seconds", "Time of whole engine steps", labels=["model"])
+        for model in self.models.listed():
+            engine = model.engine
+            running.add_metric([model.id], len(engine.scheduler.running))
+            waiting.add_metric([model.id], engine.scheduler.n_waiting)
+            steps.add_metric([model.id], engine.stats.steps)
+            tokens.add_metric([model.id], engine.stats.tokens)
+            decode.add_metric([model.id], engine.stats.decode_seconds)
+            total.add_metric([model.id], engine.stats.total_seconds)
+        yield from (running, waiting, steps, tokens, decode, total)
+
+
+def metrics_endpoint(models: ModelRegistry):
+    registry = CollectorRegistry()
+    registry.register(EngineCollector(models))
+
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics

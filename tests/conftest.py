@@ -1,0 +1,86 @@
+"""Fixtures that start the real server (``python -m chatport serve``) on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+MODEL = "smollm2-135m-instruct"
+
+
+@dataclass
+class Server:
+    base_url: str
+    process: subprocess.Popen
+    log_path: str
+
+    @property
+    def api(self) -> str:
+        return self.base_url + "/v1"
+
+    def log(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(tmp_dir: str, *args: str, env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    log_path = os.path.join(tmp_dir, f"server-{port}.log")
+    log = open(log_path, "w")
+    cmd = [sys.executable, "-m", "chatport", "serve", "--port", str(port), "--ctx-size", "2048", "--max-seqs", "8", *args]
+    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    server = Server(f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log()}")
+        try:
+            if httpx.get(server.base_url + "/health", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"server did not come up:\n{server.log()}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Iterator[Server]:
+    srv = start_server(str(tmp_path_factory.mktemp("srv")), "--alias", "gpt-4o=" + MODEL, "--alias", "gpt-4=" + MODEL)
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    from openai import OpenAI
+
+    return OpenAI(base_url=server.api, api_key="unused", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def async_client(server):
+    from openai import AsyncOpenAI
+
+    return AsyncOpenAI(base_url=server.api, api_key="unused", max_retries=0, timeout=120)

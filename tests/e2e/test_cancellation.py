@@ -1,0 +1,72 @@
+"""A client that goes away has its sequence cancelled and its slot freed."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import MODEL
+
+
+def running_sequences(server) -> float:
+    text = httpx.get(server.base_url + "/metrics").text
+    for line in text.splitlines():
+        if line.startswith("chatport_running_sequences{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("no chatport_running_sequences metric")
+
+
+def wait_until_idle(server, limit: float = 30.0) -> None:
+    deadline = time.monotonic() + limit
+    while running_sequences(server) > 0:
+        assert time.monotonic() < deadline, "a sequence was left running"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def endless(vocab_eos):
+    # Banning the end-of-turn token keeps the model talking until max_tokens.
+    return {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Tell me everything about the ocean."}],
+        "max_tokens": 1800,
+        "logit_bias": {str(t): -100 for t in vocab_eos},
+    }
+
+
+@pytest.fixture(scope="module")
+def vocab_eos():
+    from chatport.catalog import default_model
+    from chatport.engine.llama import LlamaModel
+
+    model = LlamaModel(default_model().path)
+    return [int(t) for t in model.eog_mask.nonzero()[0]]
+
+
+def test_disconnect_mid_stream_frees_the_slot(server, endless):
+    wait_until_idle(server)
+    with httpx.stream("POST", server.api + "/chat/completions", json={**endless, "stream": True}, timeout=60) as r:
+        lines = r.iter_lines()
+        for _ in range(5):
+            next(lines)
+        assert running_sequences(server) == 1
+    # The 1800-token generation would take many seconds; the slot must come back at once.
+    wait_until_idle(server, limit=5.0)
+
+
+async def test_disconnect_while_waiting_for_a_whole_completion(server, endless):
+    import asyncio
+
+    wait_until_idle(server)
+    async with httpx.AsyncClient(timeout=60) as http:
+        task = asyncio.ensure_future(http.post(server.api + "/chat/completions", json=endless))
+        deadline = time.monotonic() + 10
+        while running_sequences(server) == 0:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    wait_until_idle(server, limit=5.0)

@@ -1,0 +1,58 @@
+"""The official openai npm package (v6) against the real server: create, stream, the
+stream helper and errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+NODE_DIR = os.path.join(os.path.dirname(__file__), "..", "node")
+
+pytestmark = pytest.mark.node
+
+
+@pytest.fixture(scope="module")
+def report(server):
+    if shutil.which("node") is None:
+        pytest.fail("node is required for the TypeScript SDK tests")
+    if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "openai")):
+        pytest.fail("run `npm ci --prefix tests/node` first (the README's test command does)")
+    out = subprocess.run(
+        ["node", "sdk_check.mjs"],
+        cwd=NODE_DIR,
+        env={**os.environ, "CHATPORT_BASE_URL": server.api},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_create(report):
+    create = report["create"]
+    assert create["object"] == "chat.completion"
+    assert create["content"]
+    assert create["finish_reason"] in ("stop", "length")
+    assert create["total_tokens"] > 0
+
+
+def test_stream_with_usage(report):
+    stream = report["stream"]
+    assert stream["text"] and stream["chunks"] >= 3
+    assert 1 <= stream["completion_tokens"] <= 10
+
+
+def test_stream_helper(report):
+    assert report["helper"]["deltas"] == report["helper"]["final"]
+
+
+def test_errors(report):
+    assert report["badRequest"] == {
+        "badRequest": True, "notFound": False, "auth": False, "status": 400, "param": "top_logprobs", "code": "integer_above_max_value",
+    }
+    assert report["notFound"]["notFound"] and report["notFound"]["code"] == "model_not_found"

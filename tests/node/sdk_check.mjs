@@ -1,0 +1,74 @@
+// Runs the TypeScript SDK's documented calls against a chatport server and prints
+// one JSON report; tests/e2e/test_node_sdk.py checks what it says.
+import OpenAI, { BadRequestError, NotFoundError, AuthenticationError } from "openai";
+
+const client = new OpenAI({ baseURL: process.env.CHATPORT_BASE_URL, apiKey: "unused", maxRetries: 0 });
+const report = {};
+
+const completion = await client.chat.completions.create({
+  model: "gpt-4o",
+  messages: [
+    { role: "developer", content: "You are a helpful assistant." },
+    { role: "user", content: "What is the capital of France?" },
+  ],
+  max_completion_tokens: 20,
+});
+report.create = {
+  object: completion.object,
+  content: completion.choices[0].message.content,
+  finish_reason: completion.choices[0].finish_reason,
+  total_tokens: completion.usage.total_tokens,
+};
+
+const raw = await client.chat.completions.create({
+  model: "gpt-4o",
+  messages: [{ role: "user", content: "Hello!" }],
+  stream: true,
+  stream_options: { include_usage: true },
+  max_tokens: 10,
+});
+let text = "";
+let usage = null;
+let chunks = 0;
+for await (const chunk of raw) {
+  chunks += 1;
+  text += chunk.choices[0]?.delta?.content || "";
+  if (chunk.usage) usage = chunk.usage;
+}
+report.stream = { chunks, text, completion_tokens: usage?.completion_tokens };
+
+const helper = client.chat.completions.stream({
+  model: "gpt-4o",
+  messages: [{ role: "user", content: "Write a haiku about coding" }],
+  max_tokens: 30,
+});
+let deltas = "";
+helper.on("content", (delta) => {
+  deltas += delta;
+});
+const final = await helper.finalChatCompletion();
+report.helper = { deltas, final: final.choices[0].message.content };
+
+async function errorOf(call) {
+  try {
+    await call();
+    return null;
+  } catch (error) {
+    return {
+      badRequest: error instanceof BadRequestError,
+      notFound: error instanceof NotFoundError,
+      auth: error instanceof AuthenticationError,
+      status: error.status,
+      param: error.param ?? null,
+      code: error.code ?? null,
+    };
+  }
+}
+report.badRequest = await errorOf(() =>
+  client.chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }], top_logprobs: 21, logprobs: true }),
+);
+report.notFound = await errorOf(() =>
+  client.chat.completions.create({ model: "nope", messages: [{ role: "user", content: "hi" }] }),
+);
+
+console.log(JSON.stringify(report));

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from chatport.engine.sampler import SamplerState, SamplingParams, sample
+
+V = 50
+
+
+def logits(rows, seed=0):
+    return np.random.default_rng(seed).normal(size=(rows, V)).astype(np.float32)
+
+
+def test_greedy_is_argmax():
+    x = logits(3)
+    states = [SamplerState.create(SamplingParams(temperature=0.0), 0) for _ in range(3)]
+    assert [c.token for c in sample(x, states)] == list(x.argmax(axis=1))
+
+
+def test_seeded_rows_do_not_depend_on_batch_neighbours():
+    x = logits(4)
+    params = SamplingParams(temperature=1.0, seed=42)
+    alone = [sample(x[:1], [SamplerState.create(params, 0)])[0].token for _ in range(1)]
+    crowd_states = [SamplerState.create(params, 0)] + [SamplerState.create(SamplingParams(seed=i), 0) for i in range(3)]
+    crowd = sample(x, crowd_states)[0].token
+    assert alone[0] == crowd
+
+
+def test_logit_bias_forces_and_bans():
+    x = logits(1)
+    forced = SamplerState.create(SamplingParams(temperature=1.0, logit_bias=((7, 100.0),), seed=1), 0)
+    assert all(sample(x, [forced])[0].token == 7 for _ in range(20))
+    top = int(x[0].argmax())
+    banned = SamplerState.create(SamplingParams(temperature=0.0, logit_bias=((top, -100.0),)), 0)
+    assert sample(x, [banned])[0].token != top
+
+
+def test_penalties_lower_repeated_tokens():
+    x = np.zeros((1, V), dtype=np.float32)
+    x[0, 3] = 1.0
+    state = SamplerState.create(SamplingParams(temperature=0.0, frequency_penalty=2.0), 0)
+    state.record(3)
+    assert sample(x, [state])[0].token != 3
+
+
+def test_logprobs_are_exact_log_softmax_and_sorted():
+    x = logits(1)
+    state = SamplerState.create(SamplingParams(temperature=0.0, logprobs=True, top_logprobs=5), 0)
+    choice = sample(x, [state])[0]
+    expected = x[0] - np.log(np.exp(x[0]).sum())
+    assert choice.logprob == pytest.approx(float(expected[choice.token]), abs=1e-5)
+    values = [lp for _, lp in choice.top]
+    assert values == sorted(values, reverse=True)
+    assert choice.top[0][0] == choice.token
+
+
+def test_top_p_keeps_only_the_nucleus():
+    x = np.full((1, V), -10.0, dtype=np.float32)
+    x[0, 1], x[0, 2] = 5.0, 4.9  # two tokens hold nearly all the mass
+    state = SamplerState.create(SamplingParams(temperature=1.0, top_p=0.5, seed=3), 0)
+    picks = {sample(x, [state])[0].token for _ in range(50)}
+    assert picks == {1}
+
+
+def test_temperature_sampling_follows_the_distribution():
+    x = np.log(np.array([[0.7, 0.2, 0.1]], dtype=np.float32))
+    state = SamplerState.create(SamplingParams(temperature=1.0, seed=9), 0)
+    counts = np.bincount([sample(x, [state])[0].token for _ in range(3000)], minlength=3) / 3000
+    assert counts == pytest.approx([0.7, 0.2, 0.1], abs=0.04)
