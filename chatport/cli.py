@@ -48,7 +48,8 @@ def serve(
     api_key: Annotated[list[str], typer.Option("--api-key", help="Accepted bearer key (repeatable); also CHATPORT_API_KEYS.")] = [],
     ctx_size: Annotated[int, typer.Option(help="Context tokens per sequence.")] = 4096,
     max_seqs: Annotated[int, typer.Option(help="Sequences decoded together per model.")] = 16,
-    max_queue: Annotated[int, typer.Option(help="Requests allowed to wait; more get 503.")] = 256,
+    max_queue: Annotated[int, typer.Option(help="Requests allowed to wait for a slot; more get 429.")] = 256,
+    queue_timeout: Annotated[float, typer.Option(help="Seconds a request may wait for a slot before a 503.")] = 60.0,
     threads: Annotated[int, typer.Option(help="CPU threads for llama.cpp (0: all cores).")] = 0,
     max_body_mb: Annotated[int, typer.Option(help="Largest request body accepted, in MiB.")] = 32,
 ) -> None:
@@ -60,7 +61,9 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     keys = api_key + [k for k in os.environ.get("CHATPORT_API_KEYS", "").split(",") if k.strip()]
-    config = EngineConfig(ctx_size=ctx_size, max_seqs=max_seqs, max_waiting=max_queue, threads=threads)
+    config = EngineConfig(
+        ctx_size=ctx_size, max_seqs=max_seqs, max_waiting=max_queue, queue_timeout=queue_timeout, threads=threads
+    )
     registry = ModelRegistry()
     for source in _sources(model, model_id):
         with Progress(

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 
 from chatport.engine.llama import LlamaContext, LlamaModel
 from chatport.engine.sampler import TokenChoice, sample
-from chatport.engine.scheduler import Planned, QueueFull, Scheduler
+from chatport.engine.scheduler import Scheduler
 from chatport.engine.sequence import (
     ChoiceDelta,
     EngineFailure,
     GenerationRequest,
     Phase,
+    QueueFull,
+    QueueTimeout,
     RequestHandle,
     Sequence,
     TokenLogprob,
@@ -30,7 +32,7 @@ from chatport.engine.text import token_display
 
 log = logging.getLogger("chatport.engine")
 
-__all__ = ["Engine", "EngineConfig", "QueueFull"]
+__all__ = ["Engine", "EngineConfig", "QueueFull", "QueueTimeout"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class EngineConfig:
     max_seqs: int = 16
     batch_tokens: int = 512  # tokens per decode step (decode tokens + prefill chunks)
     max_waiting: int = 256
+    queue_timeout: float = 60.0  # seconds a request may wait for a slot
     threads: int = 0  # 0: every core
 
     def resolved_threads(self) -> int:
@@ -80,7 +83,7 @@ class Engine:
         if request.n > self.config.max_seqs:
             raise ValueError(f"n={request.n} exceeds the {self.config.max_seqs} sequence slots")
         if self.scheduler.n_waiting >= self.config.max_waiting:
-            raise QueueFull
+            raise QueueFull("queue full")
         handle = RequestHandle(request, asyncio.get_running_loop())
         handle._on_cancel.append(lambda _h: self._wake.set())
         self._inbox.put(handle)
@@ -99,6 +102,8 @@ class Engine:
         while not self._stopping:
             self._take_inbox()
             self.scheduler.drop_cancelled()
+            for handle in self.scheduler.expire_waiting(self.config.queue_timeout, time.monotonic()):
+                handle.deliver(QueueTimeout("queue timeout"))
             if not self.scheduler.has_work():
                 self._wake.wait()
                 self._wake.clear()
@@ -117,16 +122,20 @@ class Engine:
                 return
             try:
                 self.scheduler.enqueue(handle)
-            except QueueFull:
-                handle.deliver(EngineFailure("queue full"))
+            except QueueFull as failure:
+                handle.deliver(failure)
 
     def _is_eog(self, token: int) -> bool:
         return bool(self._eog[token])
 
     def _step(self) -> None:
         started = time.perf_counter()
-        for leader, reuse in self.scheduler.admit(self._is_eog):
-            self.context.forget(leader.slot, reuse)
+        for admission in self.scheduler.admit(self._is_eog):
+            slot = admission.leader.slot
+            if admission.copy_from is not None:
+                self.context.copy_sequence(admission.copy_from, slot)
+            self.context.forget(slot, admission.reuse)
+            admission.leader.handle.mark_admitted()
         batch = self.context.batch
         batch.clear()
         planned = self.scheduler.plan(batch.capacity)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chatport.engine.sequence import Phase, RequestHandle, Sequence
+from chatport.engine.sequence import Phase, QueueFull, QueueTimeout, RequestHandle, Sequence
 
 PRIORITIES = 3
 
@@ -28,14 +28,17 @@ class Slot:
 
 
 @dataclass
+class Admission:
+    leader: Sequence
+    reuse: int  # prompt tokens whose KV is already in place
+    copy_from: int | None  # slot of a running sequence to take the prefix from
+
+
+@dataclass
 class Planned:
     seq: Sequence
     count: int  # tokens of the sequence in this batch
     row: int | None  # logits row, when the step ends in a sample for it
-
-
-class QueueFull(Exception):
-    pass
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -62,8 +65,16 @@ class Scheduler:
 
     def enqueue(self, handle: RequestHandle) -> None:
         if self.n_waiting >= self.max_waiting:
-            raise QueueFull
+            raise QueueFull("queue full")
         self.waiting[handle.request.priority].append(handle)
+
+    def expire_waiting(self, timeout: float, now: float) -> list[RequestHandle]:
+        """Removes and returns requests that have waited longer than ``timeout``."""
+        expired = []
+        for queue in self.waiting:
+            while queue and now - queue[0].enqueued_at > timeout:
+                expired.append(queue.popleft())
+        return expired
 
     def has_work(self) -> bool:
         return bool(self.running) or self.n_waiting > 0
@@ -79,8 +90,8 @@ class Scheduler:
 
     # --- admission -----------------------------------------------------------------
 
-    def admit(self, eog_check) -> list[tuple[Sequence, int]]:
-        """Start waiting requests that fit; returns (leader, reused prefix) pairs."""
+    def admit(self, eog_check) -> list[Admission]:
+        """Start waiting requests that fit, in priority then arrival order."""
         started = []
         for queue in self.waiting:
             while queue:
@@ -92,7 +103,7 @@ class Scheduler:
                 started.append(self._start(handle, free, eog_check))
         return started
 
-    def _start(self, handle: RequestHandle, free: list[Slot], eog_check) -> tuple[Sequence, int]:
+    def _start(self, handle: RequestHandle, free: list[Slot], eog_check) -> Admission:
         prompt = handle.request.prompt
         key = handle.request.cache_key
 
@@ -102,8 +113,18 @@ class Scheduler:
 
         ranked = sorted(free, key=preference, reverse=True)
         chosen = ranked[: handle.request.n]
+        prefix = common_prefix(chosen[0].cached, prompt)
+        # A running sequence may hold a longer prefix (a shared system prompt in flight).
+        copy_from = None
+        for seq in self.running:
+            if seq.handle.request.n == 1 or seq.index == 0:
+                shared = common_prefix(seq.tokens[: seq.computed], prompt)
+                if shared > prefix:
+                    prefix, copy_from = shared, seq.slot
+        if copy_from is not None:
+            chosen = sorted(free, key=lambda s: s.last_used)[: handle.request.n]
         # At least one prompt token is always recomputed: its logits start the output.
-        reuse = min(common_prefix(chosen[0].cached, prompt), len(prompt) - 1)
+        reuse = min(prefix, len(prompt) - 1)
         sequences = []
         for index, slot in enumerate(chosen):
             slot.busy = True
@@ -115,7 +136,7 @@ class Scheduler:
         leader.computed = reuse
         handle.cached_tokens = reuse
         self.running.extend(sequences)
-        return leader, reuse
+        return Admission(leader, reuse, copy_from)
 
     def _tick(self) -> int:
         self._clock += 1

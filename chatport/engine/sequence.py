@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
@@ -37,6 +38,14 @@ class EngineFailure(Exception):
     """The engine could not finish a request (it is reported to that request only)."""
 
 
+class QueueFull(EngineFailure):
+    """Too many requests are already waiting for a slot."""
+
+
+class QueueTimeout(EngineFailure):
+    """The request waited longer than the queue timeout without getting a slot."""
+
+
 @dataclass
 class GenerationRequest:
     prompt: list[int]
@@ -57,12 +66,31 @@ class RequestHandle:
         self.prompt_tokens = len(request.prompt)
         self.cached_tokens = 0
         self.cancelled = False
+        self.enqueued_at = time.monotonic()
         self._loop = loop
         self._queue: asyncio.Queue[list[ChoiceDelta] | EngineFailure] = asyncio.Queue()
+        self._admitted: asyncio.Future[None] = loop.create_future()
         self._on_cancel: list = []
 
     # Called from the engine thread.
+    def mark_admitted(self) -> None:
+        self._loop.call_soon_threadsafe(self._settle_admission, None)
+
+    def _settle_admission(self, failure: EngineFailure | None) -> None:
+        if self._admitted.done():
+            return
+        if failure is None:
+            self._admitted.set_result(None)
+        else:
+            self._admitted.set_exception(failure)
+
+    async def wait_admitted(self) -> None:
+        """Returns once the request holds a slot; raises if it never will."""
+        await self._admitted
+
     def deliver(self, outputs: list[ChoiceDelta] | EngineFailure) -> None:
+        if isinstance(outputs, EngineFailure):
+            self._loop.call_soon_threadsafe(self._settle_admission, outputs)
         self._loop.call_soon_threadsafe(self._queue.put_nowait, outputs)
 
     async def next_outputs(self) -> list[ChoiceDelta]:

@@ -11,11 +11,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from chatport.engine.engine import QueueFull
 from chatport.engine.sampler import SamplingParams
-from chatport.engine.sequence import EngineFailure, GenerationRequest, RequestHandle
+from chatport.engine.sequence import EngineFailure, GenerationRequest, QueueFull, QueueTimeout, RequestHandle
 from chatport.protocol import responses as rs
-from chatport.protocol.errors import APIError, InvalidRequestError, OverloadedError, context_length_exceeded
+from chatport.protocol.errors import (
+    APIError,
+    InvalidRequestError,
+    OverloadedError,
+    RateLimitError,
+    context_length_exceeded,
+)
 from chatport.protocol.requests import ChatCompletionRequest
 from chatport.protocol.validation import validate
 from chatport.service.checks import check_request
@@ -68,14 +73,15 @@ class ChatService:
         )
         return PreparedChat(request, model, generation, rs.random_id("chatcmpl-"), int(time.time()), tier)
 
-    def start(self, chat: PreparedChat) -> RequestHandle:
+    async def start(self, chat: PreparedChat) -> RequestHandle:
+        """Queue the request and wait for its slot, so that a full or slow queue is
+        answered with 429/503 before any response (or stream) has begun."""
         try:
-            return chat.model.engine.submit(chat.generation)
-        except QueueFull:
-            raise OverloadedError(
-                "The server is overloaded: too many requests are waiting. Please retry after a brief wait.",
-                code="server_overloaded",
-            ) from None
+            handle = chat.model.engine.submit(chat.generation)
+            await handle.wait_admitted()
+        except EngineFailure as failure:
+            raise _as_api_error(failure) from None
+        return handle
 
     async def complete(self, chat: PreparedChat, handle: RequestHandle) -> dict[str, Any]:
         texts = [""] * chat.n
@@ -169,10 +175,22 @@ class ChatService:
 async def _outputs(handle: RequestHandle) -> list[Any]:
     try:
         return await handle.next_outputs()
-    except EngineFailure as exc:
-        if str(exc) == "queue full":
-            raise OverloadedError("The server is overloaded. Please retry after a brief wait.", code="server_overloaded") from None
-        raise APIError(f"The model failed while generating: {exc}") from None
+    except EngineFailure as failure:
+        raise _as_api_error(failure) from None
+
+
+def _as_api_error(failure: EngineFailure) -> APIError:
+    if isinstance(failure, QueueFull):
+        return RateLimitError(
+            "Too many requests are waiting for this model. Please retry after a brief wait.",
+            code="rate_limit_exceeded",
+        )
+    if isinstance(failure, QueueTimeout):
+        return OverloadedError(
+            "The server is currently overloaded with other requests. Sorry about that! Please retry after a brief wait.",
+            code="server_overloaded",
+        )
+    return APIError(f"The model failed while generating: {failure}")
 
 
 def _obfuscation() -> str:

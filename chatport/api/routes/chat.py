@@ -22,7 +22,7 @@ CLIENT_CLOSED = 499
 async def create_chat_completion(request: Request) -> Response:
     service: ChatService = request.app.state.chat
     chat = await service.prepare(parse_json_object(await request.body()))
-    handle = service.start(chat)
+    handle = await service.start(chat)
     if chat.request.stream:
         return StreamingResponse(
             encode_events(service.stream(chat, handle)),
