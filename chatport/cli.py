@@ -85,6 +85,48 @@ def serve(
     uvicorn.run(api, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 
+@app.command()
+def bench(
+    base_url: Annotated[str | None, typer.Option(help="Bench a running server (e.g. http://127.0.0.1:8000/v1).")] = None,
+    model: Annotated[str, typer.Option(help="Model id to request.")] = "smollm2-135m-instruct",
+    model_path: Annotated[str | None, typer.Option(help="GGUF for the servers bench starts (default: the default model).")] = None,
+    concurrency: Annotated[str, typer.Option(help="Comma-separated concurrent stream counts.")] = "1,4,16",
+    requests: Annotated[int, typer.Option(help="Requests per concurrency level (at least the level).")] = 32,
+    max_tokens: Annotated[int, typer.Option(help="Tokens generated per request (end-of-turn is banned).")] = 128,
+    compare: Annotated[bool, typer.Option(help="Also start llama-cpp-python's server on the same GGUF.")] = False,
+    raw: Annotated[bool, typer.Option(help="Also run the bare llama_decode greedy loop.")] = False,
+    prefix: Annotated[bool, typer.Option(help="Also time a repeated 1,000-token shared system prompt.")] = True,
+    ctx_size: Annotated[int, typer.Option(help="Context per sequence for started servers.")] = 2048,
+    out: Annotated[str, typer.Option(help="Directory for results.json, results.md and results.png.")] = "bench-results",
+) -> None:
+    """Measure throughput, TTFT and inter-token latency through the official async SDK."""
+    import shlex
+    import sys
+
+    from chatport.bench import report
+    from chatport.bench.runner import BenchOptions, run
+
+    levels = [int(c) for c in concurrency.split(",") if c.strip()]
+    opts = BenchOptions(
+        base_url=base_url,
+        model=model,
+        model_path=model_path or default_model().path,
+        concurrency=levels,
+        requests=requests,
+        max_tokens=max_tokens,
+        compare=compare,
+        raw=raw,
+        prefix=prefix,
+        out=out,
+        ctx_size=ctx_size,
+    )
+    command = "chatport bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    results = run(opts, command)
+    paths = report.write(results, out)
+    typer.echo(report.markdown(results))
+    console.print(f"written: {paths['markdown']}, {paths['plot']}, {paths['json']}")
+
+
 @app.callback()
 def _root() -> None:
     """chatport: the OpenAI Chat Completions API on your own machine."""

@@ -166,7 +166,7 @@ class Engine:
             to_sample.append(seq)
             rows.append(item.row)
 
-        choices = sample(logits[rows], [s.sampler for s in to_sample]) if to_sample else []
+        choices = sample(logits, [s.sampler for s in to_sample], rows) if to_sample else []
         outputs: dict[int, tuple[RequestHandle, list[ChoiceDelta]]] = {}
         for seq, choice in zip(to_sample, choices):
             delta = seq.accept(
@@ -176,8 +176,7 @@ class Engine:
                 self.scheduler.finish(seq)
             if delta is not None:
                 outputs.setdefault(seq.handle.id, (seq.handle, []))[1].append(delta)
-        for handle, deltas in outputs.values():
-            handle.deliver(deltas)
+        RequestHandle.deliver_step(list(outputs.values()))
         self.stats.steps += 1
         self.stats.tokens += len(to_sample)
         self.stats.total_seconds += time.perf_counter() - started

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Candidates kept before nucleus sorting; the full vocabulary is sorted only when
-# these few do not hold top_p of the mass.
-_NUCLEUS_CANDIDATES = 256
+# A token this far below the row's best (in log-probability) has weight exp(-20) = 2e-9:
+# all such tokens together cannot change a draw measurably, so they are left out.
+_LOG_FLOOR = -20.0
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,11 @@ class TokenChoice:
     top: list[tuple[int, float]] | None = None
 
 
-def sample(logits: np.ndarray, states: Seq[SamplerState]) -> list[TokenChoice]:
-    """Pick one token per row of ``logits`` (rows x vocab, float32)."""
-    rows = len(states)
-    x = np.array(logits[:rows], dtype=np.float32, copy=True)
+def sample(logits: np.ndarray, states: Seq[SamplerState], rows: Seq[int] | None = None) -> list[TokenChoice]:
+    """Pick one token for each state from its row of ``logits`` (outputs x vocab):
+    ``rows[i]`` for state i, or row i when ``rows`` is None."""
+    picked = np.arange(len(states)) if rows is None else np.asarray(rows)
+    x = np.take(logits, picked, axis=0)  # our own copy: biases and penalties write to it
     _apply_bias_and_penalties(x, states)
 
     want_logprobs = [i for i, s in enumerate(states) if s.params.logprobs]
@@ -68,7 +69,7 @@ def sample(logits: np.ndarray, states: Seq[SamplerState]) -> list[TokenChoice]:
         peak = sub.max(axis=1, keepdims=True)
         log_norm = peak[:, 0] + np.log(np.exp(sub - peak).sum(axis=1))
 
-    tokens = np.empty(rows, dtype=np.int64)
+    tokens = np.empty(len(states), dtype=np.int64)
     greedy = [i for i, s in enumerate(states) if s.params.temperature == 0.0]
     if greedy:
         tokens[greedy] = x[greedy].argmax(axis=1)
@@ -105,33 +106,30 @@ def _apply_bias_and_penalties(x: np.ndarray, states: Seq[SamplerState]) -> None:
 
 def _sample_stochastic(x: np.ndarray, states: Seq[SamplerState]) -> np.ndarray:
     temps = np.array([s.params.temperature for s in states], dtype=np.float32)[:, None]
-    scaled = x / temps
-    scaled -= scaled.max(axis=1, keepdims=True)
-    probs = np.exp(scaled)
-    probs /= probs.sum(axis=1, keepdims=True)
+    # Work in log space relative to each row's best token, then keep only tokens within
+    # _LOG_FLOOR of it: the rest weigh less than float32 can add to a sum of at least 1,
+    # so dropping them changes no draw, and exp/cumsum run on a few hundred values per row.
+    scaled = x - x.max(axis=1, keepdims=True)
+    scaled /= temps
+    flat = np.flatnonzero(scaled > _LOG_FLOOR)  # ~10x faster than a 2-D nonzero
+    row_ids, token_ids = np.divmod(flat, x.shape[1])
+    weights = np.exp(scaled.ravel()[flat])
+    bounds = np.searchsorted(row_ids, np.arange(len(states) + 1))
     draws = np.array([s.rng.random() for s in states])
 
     out = np.empty(len(states), dtype=np.int64)
-    full = [i for i, s in enumerate(states) if s.params.top_p >= 1.0]
-    if full:
-        cdf = np.cumsum(probs[full], axis=1)
-        picks = (cdf < draws[full, None] * cdf[:, -1:]).sum(axis=1)
-        out[full] = np.minimum(picks, x.shape[1] - 1)
     for i, state in enumerate(states):
+        lo, hi = bounds[i], bounds[i + 1]
+        ids, w = token_ids[lo:hi], weights[lo:hi]
         if state.params.top_p < 1.0:
-            out[i] = _nucleus(probs[i], state.params.top_p, draws[i])
+            order = np.argsort(-w, kind="stable")
+            ids, w = ids[order], w[order]
+            cdf = np.cumsum(w)
+            # Keep the smallest prefix whose mass reaches top_p (always at least one token).
+            keep = int(np.searchsorted(cdf, state.params.top_p * cdf[-1] * (1 - 1e-6))) + 1
+            ids, cdf = ids[:keep], cdf[:keep]
+        else:
+            cdf = np.cumsum(w)
+        index = int(np.searchsorted(cdf, draws[i] * cdf[-1], side="right"))
+        out[i] = ids[min(index, len(ids) - 1)]
     return out
-
-
-def _nucleus(probs: np.ndarray, top_p: float, draw: float) -> int:
-    k = min(_NUCLEUS_CANDIDATES, probs.shape[0])
-    candidates = np.argpartition(-probs, k - 1)[:k]
-    if probs[candidates].sum() < top_p:
-        candidates = np.arange(probs.shape[0])
-    order = candidates[np.argsort(-probs[candidates], kind="stable")]
-    cdf = np.cumsum(probs[order])
-    # Keep the smallest prefix whose mass reaches top_p (always at least one token).
-    keep = int(np.searchsorted(cdf, top_p * (1 - 1e-6))) + 1
-    kept = cdf[:keep]
-    index = int(np.searchsorted(kept, draw * kept[-1], side="right"))
-    return int(order[min(index, keep - 1)])

@@ -93,6 +93,16 @@ class RequestHandle:
             self._loop.call_soon_threadsafe(self._settle_admission, outputs)
         self._loop.call_soon_threadsafe(self._queue.put_nowait, outputs)
 
+    @staticmethod
+    def deliver_step(outputs: list[tuple[RequestHandle, list[ChoiceDelta]]]) -> None:
+        """Hand a whole step's outputs over with one wake-up per event loop, not one per
+        request: each wake-up costs the engine thread the GIL."""
+        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+        for handle, deltas in outputs:
+            by_loop.setdefault(handle._loop, []).append((handle._queue, deltas))
+        for loop, items in by_loop.items():
+            loop.call_soon_threadsafe(_put_all, items)
+
     async def next_outputs(self) -> list[ChoiceDelta]:
         item = await self._queue.get()
         if isinstance(item, EngineFailure):
@@ -104,6 +114,11 @@ class RequestHandle:
             self.cancelled = True
             for callback in self._on_cancel:
                 callback(self)
+
+
+def _put_all(items: list[tuple[asyncio.Queue, list[ChoiceDelta]]]) -> None:
+    for queue, deltas in items:
+        queue.put_nowait(deltas)
 
 
 class Phase(Enum):

@@ -1,0 +1,144 @@
+"""``chatport bench``: orchestrates servers, load levels, the raw baseline and the report."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from chatport.bench import report
+from chatport.bench.load import LevelResult, run_level, shared_prefix_ttft
+from chatport.bench.servers import RunningServer, start_chatport, start_llama_cpp_server
+
+console = Console(stderr=True)
+
+
+@dataclass
+class BenchOptions:
+    base_url: str | None
+    model: str
+    model_path: str
+    concurrency: list[int]
+    requests: int
+    max_tokens: int
+    compare: bool
+    raw: bool
+    prefix: bool
+    out: str
+    ctx_size: int
+
+
+def _engine_seconds(base_url: str) -> tuple[float, float] | None:
+    """(step seconds, decode seconds) from chatport's /metrics; None for other servers."""
+    root = base_url.removesuffix("/v1")
+    try:
+        text = httpx.get(root + "/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    found = {}
+    for name in ("chatport_step_seconds_total", "chatport_decode_seconds_total"):
+        m = re.search(rf"^{name}\{{[^}}]*\}} ([0-9.e+-]+)$", text, re.M)
+        if m is None:
+            return None
+        found[name] = float(m.group(1))
+    return found["chatport_step_seconds_total"], found["chatport_decode_seconds_total"]
+
+
+def _eog_bias(model_path: str) -> dict[str, int]:
+    # Every request generates exactly max_tokens on every server: end-of-turn is banned.
+    from chatport.engine.llama import LlamaModel
+
+    model = LlamaModel(model_path)
+    bias = {str(int(t)): -100 for t in model.eog_mask.nonzero()[0]}
+    model.close()
+    return bias
+
+
+async def _levels(server_name: str, base_url: str, opts: BenchOptions, bias: dict, progress: Progress) -> list[LevelResult]:
+    out = []
+    for concurrency in opts.concurrency:
+        before = _engine_seconds(base_url)
+        level = await run_level(
+            base_url=base_url,
+            server=server_name,
+            model=opts.model,
+            concurrency=concurrency,
+            requests=max(opts.requests, concurrency),
+            max_tokens=opts.max_tokens,
+            extra_body={"logit_bias": bias},
+            progress=progress,
+        )
+        after = _engine_seconds(base_url)
+        if before and after and after[0] > before[0]:
+            step, decode = after[0] - before[0], after[1] - before[1]
+            level.extra["python_share_of_step"] = round((step - decode) / step, 4)
+        out.append(level)
+    return out
+
+
+def run(opts: BenchOptions, command: str) -> dict[str, Any]:
+    results: dict[str, Any] = {"command": command, "levels": []}
+    bias = _eog_bias(opts.model_path)
+    servers: list[RunningServer] = []
+    targets: list[tuple[str, str]] = []
+    os.makedirs(opts.out, exist_ok=True)
+    log = open(os.path.join(opts.out, "servers.log"), "w")  # noqa: SIM115 - closed below
+    try:
+        if opts.base_url:
+            targets.append(("target", opts.base_url))
+        else:
+            console.print("starting chatport ...")
+            srv = start_chatport(opts.model_path, opts.model, max_seqs=max(opts.concurrency), ctx_size=opts.ctx_size, log=log)
+            servers.append(srv)
+            targets.append(("chatport", srv.base_url + "/v1"))
+            if opts.compare:
+                console.print("starting llama-cpp-python's server ...")
+                peer = start_llama_cpp_server(opts.model_path, opts.model, ctx_size=opts.ctx_size, log=log)
+                servers.append(peer)
+                targets.append(("llama-cpp-python", peer.base_url + "/v1"))
+
+        levels: list[LevelResult] = []
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        ) as progress:
+            for name, url in targets:
+                levels += asyncio.run(_levels(name, url, opts, bias, progress))
+            if opts.prefix:
+                name, url = targets[0]
+                results["shared_prefix"] = asyncio.run(shared_prefix_ttft(base_url=url, model=opts.model))
+        results["levels"] = report.level_rows(levels)
+    finally:
+        for srv in servers:
+            srv.stop()
+        log.close()
+
+    if opts.raw:
+        from chatport.bench.raw import raw_decode
+
+        results["raw"] = {}
+        for batch in sorted({1, max(opts.concurrency)}):
+            console.print(f"bare llama_decode loop, batch {batch} ...")
+            results["raw"][str(batch)] = round(raw_decode(opts.model_path, batch, opts.max_tokens, ctx=opts.ctx_size), 1)
+    results["ratios"] = _ratios(results)
+    return results
+
+
+def _ratios(results: dict[str, Any]) -> dict[str, float]:
+    by = {(r["server"], r["concurrency"]): r["tokens_per_second"] for r in results["levels"]}
+    ratios = {}
+    for (server, conc), tps in by.items():
+        if server != "chatport":
+            continue
+        peer = by.get(("llama-cpp-python", conc))
+        if peer:
+            ratios[f"chatport / llama-cpp-python server, {conc} streams"] = tps / peer
+        raw = (results.get("raw") or {}).get(str(conc))
+        if raw:
+            ratios[f"chatport / bare llama_decode, batch {conc}"] = tps / raw
+    return ratios
