@@ -52,12 +52,14 @@ def serve(
     queue_timeout: Annotated[float, typer.Option(help="Seconds a request may wait for a slot before a 503.")] = 60.0,
     threads: Annotated[int, typer.Option(help="CPU threads for llama.cpp (0: all cores).")] = 0,
     max_body_mb: Annotated[int, typer.Option(help="Largest request body accepted, in MiB.")] = 32,
+    store: Annotated[str | None, typer.Option(help="Stored completions: sqlite:///PATH or postgresql://...")] = None,
 ) -> None:
     """Serve the Chat Completions API (default: SmolLM2-135M-Instruct)."""
     import uvicorn
 
     from chatport.api.app import create_app
     from chatport.service.models import ModelRegistry, load_served_model
+    from chatport.store.database import describe
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     keys = api_key + [k for k in os.environ.get("CHATPORT_API_KEYS", "").split(",") if k.strip()]
@@ -81,8 +83,92 @@ def serve(
             raise typer.BadParameter(f"--alias {name}={target}: no served model is called {target!r}") from None
     if keys:
         console.print(f"API keys required ({len(keys)} configured)")
-    api = create_app(registry, api_keys=keys, max_body_bytes=max_body_mb * 1024 * 1024)
+    database = _database(store)
+    console.print(f"stored completions: {describe(database.url)}")
+    api = create_app(registry, api_keys=keys, database=database, max_body_bytes=max_body_mb * 1024 * 1024)
     uvicorn.run(api, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+def _database(url: str | None):
+    from chatport.store.database import Database, default_sqlite_url
+
+    try:
+        return Database(url or os.environ.get("CHATPORT_STORE") or default_sqlite_url())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--store") from None
+
+
+StoreOption = Annotated[str | None, typer.Option("--store", help="sqlite:///PATH or postgresql://... (default: the local SQLite file)")]
+
+db_app = typer.Typer(help="The stored-completions database.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys and the projects they belong to.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+
+
+def _run(coro_fn, url: str | None):
+    import asyncio
+
+    from chatport.store.database import StoreUnavailable, describe
+
+    async def main():
+        database = _database(url)
+        try:
+            return await coro_fn(database)
+        finally:
+            await database.close()
+
+    try:
+        return asyncio.run(main())
+    except StoreUnavailable as exc:
+        console.print(f"[red]database unavailable[/] ({describe(_database(url).url)}): {exc}")
+        raise typer.Exit(1) from None
+
+
+@db_app.command("upgrade")
+def db_upgrade(store: StoreOption = None) -> None:
+    """Apply the database migrations (serve does this at start-up too)."""
+
+    async def go(database):
+        await database.upgrade()
+
+    _run(go, store)
+    console.print("database is up to date")
+
+
+@keys_app.command("create")
+def keys_create(project: Annotated[str, typer.Option(help="The project the key belongs to (created if new).")], store: StoreOption = None) -> None:
+    """Create a key; it is printed once and stored only as a hash."""
+    from chatport.store.keys import KeyStore
+
+    key, info = _run(lambda db: KeyStore(db).create(project), store)
+    console.print(f"created {info.id} for project [bold]{project}[/]; this is the only time the key is shown:")
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list(store: StoreOption = None) -> None:
+    """List keys (redacted) with their projects."""
+    from rich.table import Table
+
+    from chatport.store.keys import KeyStore
+
+    rows = _run(lambda db: KeyStore(db).list(), store)
+    table = Table("id", "project", "key", "created", "revoked")
+    for k in rows:
+        table.add_row(k.id, k.project, k.redacted, str(k.created_at), str(k.revoked_at or ""))
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, store: StoreOption = None) -> None:
+    """Revoke a key by id; it stops working within seconds."""
+    from chatport.store.keys import KeyStore
+
+    if not _run(lambda db: KeyStore(db).revoke(key_id), store):
+        console.print(f"[red]no live key {key_id}[/]")
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}")
 
 
 @app.command()

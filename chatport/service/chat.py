@@ -23,9 +23,11 @@ from chatport.protocol.errors import (
 )
 from chatport.protocol.requests import ChatCompletionRequest
 from chatport.protocol.validation import validate
+from chatport.protocol.errors import unsupported_parameter
 from chatport.service.checks import check_request
 from chatport.service.messages import to_template_messages
 from chatport.service.models import ModelRegistry, ServedModel
+from chatport.service.stored import StoredCompletions
 
 _PRIORITY = {"priority": 0, "flex": 2}
 _OBFUSCATION_CHARS = string.ascii_letters + string.digits
@@ -39,15 +41,68 @@ class PreparedChat:
     id: str
     created: int
     service_tier: str
+    raw_messages: list[dict[str, Any]]
 
     @property
     def n(self) -> int:
         return self.generation.n
 
+    @property
+    def store(self) -> bool:
+        return bool(self.request.store)
+
+
+class Choices:
+    """What the choices have produced so far; becomes the chat.completion object."""
+
+    def __init__(self, chat: PreparedChat) -> None:
+        self.chat = chat
+        self.texts = [""] * chat.n
+        self.logprobs: list[list[Any] | None] = [[] if chat.generation.params.logprobs else None for _ in range(chat.n)]
+        self.finish: list[str | None] = [None] * chat.n
+        self.completion_tokens = 0
+
+    @property
+    def done(self) -> bool:
+        return None not in self.finish
+
+    def add(self, delta: Any) -> None:
+        self.texts[delta.index] += delta.text
+        if delta.logprobs and self.logprobs[delta.index] is not None:
+            self.logprobs[delta.index].extend(delta.logprobs)
+        if delta.finish_reason:
+            self.finish[delta.index] = delta.finish_reason
+            self.completion_tokens += delta.completion_tokens
+
+    def completion(self, handle: RequestHandle) -> dict[str, Any]:
+        chat = self.chat
+        choices = [
+            {
+                "index": i,
+                "message": rs.assistant_message(self.texts[i]),
+                "logprobs": rs.choice_logprobs(self.logprobs[i]),
+                "finish_reason": self.finish[i],
+            }
+            for i in range(chat.n)
+        ]
+        return rs.completion(
+            id=chat.id,
+            created=chat.created,
+            model=chat.model.id,
+            choices=choices,
+            usage=self.usage(handle),
+            service_tier=chat.service_tier,
+            system_fingerprint=chat.model.fingerprint,
+        )
+
+    def usage(self, handle: RequestHandle) -> dict[str, Any]:
+        return rs.usage(handle.prompt_tokens, self.completion_tokens, handle.cached_tokens)
+
 
 class ChatService:
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, stored: StoredCompletions | None = None) -> None:
         self.registry = registry
+        self.stored = stored
 
     async def prepare(self, body: dict[str, Any]) -> PreparedChat:
         request = validate(ChatCompletionRequest, body)
@@ -71,11 +126,17 @@ class ChatService:
             priority=_PRIORITY.get(tier, 1),
             cache_key=request.prompt_cache_key,
         )
-        return PreparedChat(request, model, generation, rs.random_id("chatcmpl-"), int(time.time()), tier)
+        return PreparedChat(
+            request, model, generation, rs.random_id("chatcmpl-"), int(time.time()), tier, list(body["messages"])
+        )
 
     async def start(self, chat: PreparedChat) -> RequestHandle:
-        """Queue the request and wait for its slot, so that a full or slow queue is
-        answered with 429/503 before any response (or stream) has begun."""
+        """Queue the request and wait for its slot, so that a full or slow queue (or a
+        store that is down, for store=true) is answered before any response has begun."""
+        if chat.store:
+            if self.stored is None:
+                raise unsupported_parameter("store", "by this server: it runs without a completion store")
+            await self.stored.ping()
         try:
             handle = chat.model.engine.submit(chat.generation)
             await handle.wait_admitted()
@@ -83,42 +144,24 @@ class ChatService:
             raise _as_api_error(failure) from None
         return handle
 
-    async def complete(self, chat: PreparedChat, handle: RequestHandle) -> dict[str, Any]:
-        texts = [""] * chat.n
-        logprobs: list[list[Any] | None] = [[] if chat.generation.params.logprobs else None for _ in range(chat.n)]
-        finish: list[str | None] = [None] * chat.n
-        completion_tokens = 0
+    async def complete(self, chat: PreparedChat, handle: RequestHandle, project: str) -> dict[str, Any]:
+        choices = Choices(chat)
         try:
-            while None in finish:
+            while not choices.done:
                 for delta in await _outputs(handle):
-                    texts[delta.index] += delta.text
-                    if delta.logprobs and logprobs[delta.index] is not None:
-                        logprobs[delta.index].extend(delta.logprobs)
-                    if delta.finish_reason:
-                        finish[delta.index] = delta.finish_reason
-                        completion_tokens += delta.completion_tokens
+                    choices.add(delta)
         finally:
             handle.cancel()
-        choices = [
-            {
-                "index": i,
-                "message": rs.assistant_message(texts[i]),
-                "logprobs": rs.choice_logprobs(logprobs[i]),
-                "finish_reason": finish[i],
-            }
-            for i in range(chat.n)
-        ]
-        return rs.completion(
-            id=chat.id,
-            created=chat.created,
-            model=chat.model.id,
-            choices=choices,
-            usage=rs.usage(handle.prompt_tokens, completion_tokens, handle.cached_tokens),
-            service_tier=chat.service_tier,
-            system_fingerprint=chat.model.fingerprint,
-        )
+        completion = choices.completion(handle)
+        await self._store(chat, project, completion)
+        return completion
 
-    async def stream(self, chat: PreparedChat, handle: RequestHandle) -> AsyncIterator[dict[str, Any]]:
+    async def _store(self, chat: PreparedChat, project: str, completion: dict[str, Any]) -> None:
+        # Stored before the client sees the response: what a client received is on disk.
+        if chat.store and self.stored is not None:
+            await self.stored.save(project, completion, chat.request.metadata or {}, chat.raw_messages)
+
+    async def stream(self, chat: PreparedChat, handle: RequestHandle, project: str) -> AsyncIterator[dict[str, Any]]:
         options = chat.request.stream_options
         include_usage = bool(options and options.include_usage)
         obfuscate = not (options and options.include_obfuscation is False)
@@ -145,14 +188,15 @@ class ChatService:
                 yield chunk(
                     {"index": i, "delta": {"role": "assistant", "content": "", "refusal": None}, "logprobs": None, "finish_reason": None}
                 )
-            unfinished, completion_tokens = chat.n, 0
-            while unfinished:
+            choices = Choices(chat)
+            while not choices.done:
                 try:
                     deltas = await _outputs(handle)
                 except APIError as exc:
                     yield exc.body()
                     return
                 for delta in deltas:
+                    choices.add(delta)
                     if delta.text or delta.logprobs:
                         yield chunk(
                             {
@@ -163,11 +207,14 @@ class ChatService:
                             }
                         )
                     if delta.finish_reason:
-                        unfinished -= 1
-                        completion_tokens += delta.completion_tokens
                         yield chunk({"index": delta.index, "delta": {}, "logprobs": None, "finish_reason": delta.finish_reason})
+            try:
+                await self._store(chat, project, choices.completion(handle))
+            except APIError as exc:
+                yield exc.body()
+                return
             if include_usage:
-                yield {**base, "choices": [], "usage": rs.usage(handle.prompt_tokens, completion_tokens, handle.cached_tokens)}
+                yield {**base, "choices": [], "usage": choices.usage(handle)}
         finally:
             handle.cancel()
 

@@ -33,15 +33,13 @@ def check_request(request: ChatCompletionRequest, *, max_choices: int) -> None:
     for name, detail in _NOT_YET.items():
         if getattr(request, name) is not None:
             raise unsupported_parameter(name, detail)
-    if request.store:
-        raise unsupported_parameter("store", "yet: stored completions are coming")
     if request.modalities and "audio" in request.modalities:
         raise unsupported_parameter("modalities", "by the served models: only 'text' output is available")
     if request.response_format is not None and request.response_format.type != "text":
         raise unsupported_parameter(
             "response_format", f"yet with type '{request.response_format.type}': structured outputs are coming"
         )
-    _check_metadata(request.metadata)
+    check_metadata(request.metadata)
     _check_logit_bias(request.logit_bias)
     for name in ("max_tokens", "max_completion_tokens"):
         value = getattr(request, name)
@@ -71,7 +69,7 @@ def check_request(request: ChatCompletionRequest, *, max_choices: int) -> None:
         )
 
 
-def _check_metadata(metadata: dict[str, str] | None) -> None:
+def check_metadata(metadata: dict[str, str] | None) -> None:
     if metadata is None:
         return
     if len(metadata) > METADATA_MAX_PAIRS:

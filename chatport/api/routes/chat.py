@@ -25,11 +25,11 @@ async def create_chat_completion(request: Request) -> Response:
     handle = await service.start(chat)
     if chat.request.stream:
         return StreamingResponse(
-            encode_events(service.stream(chat, handle)),
+            encode_events(service.stream(chat, handle, request.state.project)),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache"},
         )
-    result = await _unless_client_leaves(request, service.complete(chat, handle), handle)
+    result = await _unless_client_leaves(request, service.complete(chat, handle, request.state.project), handle)
     if result is None:
         return Response(status_code=CLIENT_CLOSED)
     return ORJSONResponse(result)

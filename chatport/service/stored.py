@@ -1,0 +1,219 @@
+"""Stored completions as the API presents them: list/retrieve/update/delete/messages
+with OpenAI's parameters, defaults, limits and errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from chatport.protocol.errors import APIError, InvalidRequestError, NotFoundError, OverloadedError
+from chatport.service.checks import check_metadata
+from chatport.store.completions import CompletionStore, Page, UnknownCursor
+from chatport.store.database import StoreUnavailable
+
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+
+
+def unavailable(exc: Exception | None = None) -> APIError:
+    return OverloadedError(
+        "The stored completions database is unavailable right now; requests without store=true are unaffected. "
+        "Please retry later.",
+        code="store_unavailable",
+    )
+
+
+def not_found(completion_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"No chat completion found with id '{completion_id}'.", param="completion_id", code="not_found"
+    )
+
+
+def parse_limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequestError(
+            f"Invalid type for 'limit': expected an integer, but got a string instead ('{raw}').",
+            param="limit",
+            code="invalid_type",
+        ) from None
+    if value < 1:
+        raise InvalidRequestError(
+            f"Invalid 'limit': integer below minimum value. Expected a value >= 1, but got {value} instead.",
+            param="limit",
+            code="integer_below_min_value",
+        )
+    if value > MAX_LIMIT:
+        raise InvalidRequestError(
+            f"Invalid 'limit': integer above maximum value. Expected a value <= {MAX_LIMIT}, but got {value} instead.",
+            param="limit",
+            code="integer_above_max_value",
+        )
+    return value
+
+
+def parse_order(raw: str | None) -> str:
+    if raw is None:
+        return "asc"
+    if raw not in ("asc", "desc"):
+        raise InvalidRequestError(
+            f"Invalid value: '{raw}'. Supported values are: 'asc' and 'desc'.", param="order", code="invalid_value"
+        )
+    return raw
+
+
+def parse_metadata_filter(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """``metadata[key]=value`` query pairs (every pair must match)."""
+    out: dict[str, str] = {}
+    for name, value in items:
+        if name == "metadata":
+            raise InvalidRequestError(
+                "Invalid type for 'metadata': expected an object, written as metadata[key]=value query parameters.",
+                param="metadata",
+                code="invalid_type",
+            )
+        if not name.startswith("metadata["):
+            continue
+        if not name.endswith("]") or len(name) <= len("metadata[]"):
+            raise InvalidRequestError(
+                f"Invalid metadata filter '{name}': expected metadata[key]=value.", param="metadata", code="invalid_value"
+            )
+        key = name[len("metadata[") : -1]
+        if key in out:
+            raise InvalidRequestError(
+                f"Invalid metadata filter: key '{key}' is given twice.", param=f"metadata[{key}]", code="invalid_value"
+            )
+        out[key] = value
+    check_metadata(out)
+    return out
+
+
+def page(page: Page) -> dict[str, Any]:
+    items = page.items
+    return {
+        "object": "list",
+        "data": items,
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[-1]["id"] if items else None,
+        "has_more": page.has_more,
+    }
+
+
+def stored_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A request message as messages.list returns it; content parts are kept as sent."""
+    content = message.get("content")
+    parts = None
+    if isinstance(content, list):
+        parts = content
+        texts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        content = "\n".join(texts) if texts else None
+    out: dict[str, Any] = {"role": message.get("role"), "content": content, "refusal": message.get("refusal"), "content_parts": parts}
+    for key in ("name", "tool_calls", "tool_call_id", "function_call", "audio"):
+        if message.get(key) is not None:
+            out[key] = message[key]
+    return out
+
+
+class StoredCompletions:
+    def __init__(self, store: CompletionStore) -> None:
+        self.store = store
+
+    async def ping(self) -> None:
+        try:
+            await self.store.db.ping()
+        except StoreUnavailable as exc:
+            raise unavailable(exc) from None
+
+    async def save(self, project: str, completion: dict[str, Any], metadata: dict[str, str], messages: list[dict[str, Any]]) -> None:
+        try:
+            await self.store.save(project, completion, metadata, [stored_message(m) for m in messages])
+        except StoreUnavailable as exc:
+            raise unavailable(exc) from None
+
+    async def list(self, project: str, query: list[tuple[str, str]]) -> dict[str, Any]:
+        params = dict(query)
+        limit = parse_limit(params.get("limit"))
+        order = parse_order(params.get("order"))
+        metadata = parse_metadata_filter(query)
+        after = params.get("after")
+        try:
+            result = await self.store.list(
+                project, model=params.get("model"), metadata=metadata, after=after, limit=limit, order=order
+            )
+        except UnknownCursor:
+            raise InvalidRequestError(
+                f"Invalid 'after': no stored chat completion has the id '{after}'.", param="after", code="invalid_value"
+            ) from None
+        except StoreUnavailable as exc:
+            raise unavailable(exc) from None
+        return page(result)
+
+    async def retrieve(self, project: str, completion_id: str) -> dict[str, Any]:
+        try:
+            found = await self.store.get(project, completion_id)
+        except StoreUnavailable as exc:
+            raise unavailable(exc) from None
+        if found is None:
+            raise not_found(completion_id)
+        return found
+
+    async def update(self, project: str, completion_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        for name in body:
+            if name != "metadata":
+                raise InvalidRequestError(
+                    f"Unrecognized request argument supplied: {name}. Only 'metadata' can be updated.",
+                    param=name,
+                    code="unknown_parameter",
+                )
+        if "metadata" not in body:
+            raise InvalidRequestError("Missing required parameter: 'metadata'.", param="metadata", code="missing_required_parameter")
+        metadata = body["metadata"]
+        if metadata is None:
+            metadata = {}
+        if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+            raise InvalidRequestError(
+                "Invalid type for 'metadata': expected an object of string values.", param="metadata", code="invalid_type"
+            )
+        check_metadata(metadata)
+        try:
+            updated = await self.store.update_metadata(project, completion_id, metadata)
+        except StoreUnavailable as exc:
+            raise unavailable(exc) from None
+        if updated is None:
+            raise not_found(completion_id)
+        return updated
+
+    async def delete(self, project: str, completion_id: str) -> dict[str, Any]:
+        try:
+            deleted = await self.store.delete(project, completion_id)
+        except StoreUnavailable as exc:
+            raise unavailable(exc) from None
+        if not deleted:
+            raise not_found(completion_id)
+        return {"object": "chat.completion.deleted", "id": completion_id, "deleted": True}
+
+    async def messages(self, project: str, completion_id: str, query: list[tuple[str, str]]) -> dict[str, Any]:
+        params = dict(query)
+        limit = parse_limit(params.get("limit"))
+        order = parse_order(params.get("order"))
+        after = params.get("after")
+        position = None
+        if after is not None:
+            head, _, tail = after.rpartition("-")
+            if head != completion_id or not tail.isdigit():
+                raise InvalidRequestError(
+                    f"Invalid 'after': '{after}' is not a message id of chat completion '{completion_id}'.",
+                    param="after",
+                    code="invalid_value",
+                )
+            position = int(tail)
+        try:
+            result = await self.store.messages(project, completion_id, after=position, limit=limit, order=order)
+        except StoreUnavailable as exc:
+            raise unavailable(exc) from None
+        if result is None:
+            raise not_found(completion_id)
+        return page(result)

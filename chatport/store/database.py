@@ -1,0 +1,129 @@
+"""Connections and migrations, one code path for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached (or refuses work) right now."""
+
+
+_UNAVAILABLE = (OperationalError, InterfaceError, DBAPIError, OSError, ConnectionError, asyncio.TimeoutError)
+
+
+def default_sqlite_url() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return "sqlite:///" + os.path.join(base, "chatport", "chatport.db")
+
+
+def async_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a database URL: {url!r}")
+    driver = scheme.split("+", 1)[0]
+    if driver == "sqlite":
+        return "sqlite+aiosqlite://" + rest
+    if driver in ("postgresql", "postgres"):
+        return "postgresql+asyncpg://" + rest
+    raise ValueError(f"unsupported database {driver!r}: use sqlite:///PATH or postgresql://...")
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for logs."""
+    scheme, _, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if at and ":" in creds:
+        creds = creds.split(":", 1)[0] + ":***"
+    return f"{scheme}://{creds}{at}{host}"
+
+
+def migrations_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", "chatport.store:migrations")
+    return config
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        target = async_url(url)
+        self.is_sqlite = target.startswith("sqlite")
+        if self.is_sqlite:
+            path = target.split("///", 1)[1]
+            if path and path != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self.engine = create_async_engine(target, connect_args={"timeout": 30})
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_async_engine(
+                target,
+                pool_pre_ping=True,
+                pool_size=10,
+                connect_args={"timeout": 3, "command_timeout": 30},
+            )
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._migrated = False
+        self._lock = asyncio.Lock()
+
+    async def upgrade(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+
+        def run(connection) -> None:
+            config = migrations_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+        try:
+            async with self.engine.begin() as connection:
+                await connection.run_sync(run)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def ensure_ready(self) -> None:
+        if self._migrated:
+            return
+        async with self._lock:
+            if not self._migrated:
+                await self.upgrade()
+                self._migrated = True
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: it commits whole or not at all."""
+        await self.ensure_ready()
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def ping(self) -> None:
+        await self.ensure_ready()
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the writer; FULL syncs every commit, so a completion
+    # whose response was sent survives a crash of the server process or the machine.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,73 @@
+"""Tables. Alembic migrations in ``migrations/`` create them; this module is the ORM view.
+
+Completions are ordered by ``seq`` (insertion order), which also makes list cursors
+stable. Metadata pairs live in their own indexed table so that a filter over many
+stored completions is an index lookup, not a scan of JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+SeqType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    redacted: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class StoredCompletion(Base):
+    __tablename__ = "stored_completions"
+    __table_args__ = (
+        Index("ix_stored_completions_project_seq", "project_id", "seq"),
+        Index("ix_stored_completions_project_model_seq", "project_id", "model", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(255))
+    created: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON)
+
+
+class CompletionMetadata(Base):
+    __tablename__ = "stored_completion_metadata"
+    __table_args__ = (Index("ix_stored_completion_metadata_lookup", "project_id", "key", "value", "completion_seq"),)
+
+    completion_seq: Mapped[int] = mapped_column(ForeignKey("stored_completions.seq", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(512))
+    project_id: Mapped[str] = mapped_column(String(64))
+
+
+class CompletionMessage(Base):
+    __tablename__ = "stored_completion_messages"
+
+    completion_seq: Mapped[int] = mapped_column(ForeignKey("stored_completions.seq", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
