@@ -41,6 +41,8 @@ def start_server(tmp_dir: str, *args: str, env: dict[str, str] | None = None) ->
     port = free_port()
     log_path = os.path.join(tmp_dir, f"server-{port}.log")
     log = open(log_path, "w")
+    if "--store" not in args:
+        args = ("--store", f"sqlite:///{tmp_dir}/store-{port}.db", *args)
     cmd = [sys.executable, "-m", "chatport", "serve", "--port", str(port), "--ctx-size", "2048", "--max-seqs", "8", *args]
     process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     server = Server(f"http://127.0.0.1:{port}", process, log_path)

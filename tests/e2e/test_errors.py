@@ -65,7 +65,6 @@ BAD_BODIES = [
     (body(frobnicate=True), "frobnicate", "unknown_parameter"),
     (body(tools=[{"type": "function", "function": {"name": "f"}}]), "tools", "unsupported_parameter"),
     (body(response_format={"type": "json_object"}), "response_format", "unsupported_parameter"),
-    (body(store=True), "store", "unsupported_parameter"),
     (body(modalities=["text", "audio"]), "modalities", "unsupported_parameter"),
     (body(prediction={"type": "content", "content": "x"}), "prediction", "unsupported_parameter"),
     (body(reasoning_effort="high"), "reasoning_effort", "unsupported_parameter"),
