@@ -86,3 +86,65 @@ def async_client(server):
     from openai import AsyncOpenAI
 
     return AsyncOpenAI(base_url=server.api, api_key="unused", max_retries=0, timeout=120)
+
+
+def create_pg_database(prefix: str = "chatport_test") -> str:
+    """A fresh database on the machine's PostgreSQL; returns its URL."""
+    import asyncio
+    import secrets
+
+    import asyncpg
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+
+    async def create():
+        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="postgres")
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
+
+
+def drop_pg_database(url: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    name = url.rsplit("/", 1)[1]
+
+    async def drop():
+        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="postgres")
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+PG_HOST = os.environ.get("CHATPORT_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("CHATPORT_TEST_PG_PORT", "5432"))
+
+
+def _fresh_store(kind: str, tmp_path_factory):
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite')}/stored.db"
+        return
+    url = create_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def store_url(request, tmp_path_factory):
+    """A new, empty store per test module, on each database."""
+    yield from _fresh_store(request.param, tmp_path_factory)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_store_url(request, tmp_path_factory):
+    """A new, empty store per test, on each database."""
+    yield from _fresh_store(request.param, tmp_path_factory)

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -19,6 +19,8 @@ class StoreUnavailable(Exception):
 
 
 _UNAVAILABLE = (OperationalError, InterfaceError, DBAPIError, OSError, ConnectionError, asyncio.TimeoutError)
+# Errors in what we asked, not in reaching the database: they are bugs, not outages.
+_OUR_FAULT = (IntegrityError, DataError, ProgrammingError)
 
 
 def default_sqlite_url() -> str:
@@ -86,6 +88,8 @@ class Database:
         try:
             async with self.engine.begin() as connection:
                 await connection.run_sync(run)
+        except _OUR_FAULT:
+            raise
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(str(exc)) from exc
 
@@ -104,6 +108,8 @@ class Database:
         try:
             async with self._sessions() as session, session.begin():
                 yield session
+        except _OUR_FAULT:
+            raise
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(str(exc)) from exc
 
@@ -112,6 +118,8 @@ class Database:
         try:
             async with self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
+        except _OUR_FAULT:
+            raise
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(str(exc)) from exc
 

@@ -42,6 +42,7 @@ class KeyStore:
             if project is None:
                 project = Project(id="proj_" + secrets.token_hex(12), name=project_name, created_at=now)
                 session.add(project)
+                await session.flush()  # the key row refers to it
             row = ApiKey(
                 id="key_" + secrets.token_hex(12),
                 project_id=project.id,
