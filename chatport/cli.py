@@ -184,6 +184,9 @@ def bench(
     prefix: Annotated[bool, typer.Option(help="Also time a repeated 1,000-token shared system prompt.")] = True,
     ctx_size: Annotated[int, typer.Option(help="Context per sequence for started servers.")] = 2048,
     out: Annotated[str, typer.Option(help="Directory for results.json, results.md and results.png.")] = "bench-results",
+    store: Annotated[bool, typer.Option("--store", help="Instead: list latency over many stored completions.")] = False,
+    store_rows: Annotated[int, typer.Option(help="Stored completions to load for --store.")] = 100_000,
+    pg_url: Annotated[str, typer.Option(help="PostgreSQL server for --store (a fresh database is made on it).")] = "postgresql://postgres@127.0.0.1:5432/postgres",
 ) -> None:
     """Measure throughput, TTFT and inter-token latency through the official async SDK."""
     import shlex
@@ -191,6 +194,11 @@ def bench(
 
     from chatport.bench import report
     from chatport.bench.runner import BenchOptions, run
+
+    command = "chatport bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    if store:
+        _bench_store(command, model, model_path or default_model().path, store_rows, pg_url, out)
+        return
 
     levels = [int(c) for c in concurrency.split(",") if c.strip()]
     opts = BenchOptions(
@@ -206,11 +214,51 @@ def bench(
         out=out,
         ctx_size=ctx_size,
     )
-    command = "chatport bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     results = run(opts, command)
     paths = report.write(results, out)
     typer.echo(report.markdown(results))
     console.print(f"written: {paths['markdown']}, {paths['plot']}, {paths['json']}")
+
+
+def _bench_store(command: str, model: str, model_path: str, rows: int, pg_url: str, out: str) -> None:
+    import asyncio
+    import json
+    import secrets
+
+    import asyncpg
+
+    from chatport.bench.store import markdown, run_store_bench
+
+    os.makedirs(out, exist_ok=True)
+    sqlite_path = os.path.join(os.path.abspath(out), "store-bench.db")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(sqlite_path + suffix):
+            os.remove(sqlite_path + suffix)
+    base, _, _ = pg_url.rpartition("/")
+    name = f"chatport_bench_{secrets.token_hex(4)}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        with open(os.path.join(out, "servers.log"), "w") as log:
+            results = run_store_bench(
+                {"sqlite": f"sqlite:///{sqlite_path}", "postgresql": f"{base}/{name}"}, model_path, model, rows, 200, log
+            )
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    results["command"] = command
+    with open(os.path.join(out, "store-results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    text = f"Command: `{command}`\n\n" + markdown(results)
+    with open(os.path.join(out, "store-results.md"), "w") as f:
+        f.write(text)
+    typer.echo(text)
 
 
 @app.callback()

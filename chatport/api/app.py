@@ -6,7 +6,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import ORJSONResponse
+from chatport.api.responses import OrjsonResponse
 
 from chatport.api.auth import Authenticator
 from chatport.api.errors import install_error_handlers
@@ -45,7 +45,7 @@ def create_app(
         if database is not None:
             await database.close()
 
-    app = FastAPI(title="chatport", default_response_class=ORJSONResponse, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="chatport", default_response_class=OrjsonResponse, lifespan=lifespan, docs_url=None, redoc_url=None)
     stored_service = StoredCompletions(CompletionStore(database)) if database is not None else None
     app.state.registry = registry
     app.state.stored = stored_service

@@ -6,7 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from chatport.api.responses import OrjsonResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chatport.protocol.errors import APIError, InvalidRequestError, MethodNotAllowedError, NotFoundError
@@ -15,17 +15,17 @@ from chatport.protocol.validation import to_openai_error
 log = logging.getLogger("chatport.api")
 
 
-def error_response(error: APIError) -> ORJSONResponse:
-    return ORJSONResponse(error.body(), status_code=error.status_code)
+def error_response(error: APIError) -> OrjsonResponse:
+    return OrjsonResponse(error.body(), status_code=error.status_code)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
-    async def api_error(_request: Request, exc: APIError) -> ORJSONResponse:
+    async def api_error(_request: Request, exc: APIError) -> OrjsonResponse:
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def validation_error(_request: Request, exc: RequestValidationError) -> OrjsonResponse:
         errors = [dict(e) for e in exc.errors()]
         for e in errors:
             # FastAPI prefixes where the value came from; OpenAI names only the parameter.
@@ -33,7 +33,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(to_openai_error(errors))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> OrjsonResponse:
         where = f"{request.method} {request.url.path}"
         if exc.status_code == 404:
             return error_response(NotFoundError(f"Invalid URL ({where})"))
@@ -42,7 +42,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(APIError(str(exc.detail), status_code=exc.status_code, error_type="invalid_request_error"))
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> ORJSONResponse:
+    async def unexpected(_request: Request, exc: Exception) -> OrjsonResponse:
         log.exception("unhandled error", exc_info=exc)
         return error_response(APIError("The server had an error while processing your request. Sorry about that!"))
 

@@ -90,7 +90,8 @@ def plot(results: dict[str, Any], path: str) -> None:
         xs = sorted(int(b) for b in raw)
         left.plot(xs, [raw[str(b)] for b in xs], marker="s", linestyle=":", color="gray", label="bare llama_decode")
     left.set(title="Aggregate output tokens/s", xlabel="concurrent streams", ylabel="tokens/s")
-    right.set(title="Time to first token", xlabel="concurrent streams", ylabel="ms")
+    right.set(title="Time to first token", xlabel="concurrent streams", ylabel="ms (log scale)")
+    right.set_yscale("log")
     for ax in (left, right):
         ax.set_xscale("log", base=2)
         ax.grid(alpha=0.3)

@@ -68,3 +68,13 @@ def start_llama_cpp_server(model_path: str, model_id: str, *, ctx_size: int, log
     ]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     return _wait(RunningServer("llama-cpp-python", f"http://127.0.0.1:{port}", proc, model_id), "/v1/models")
+
+
+def start_store_server(model_path: str, model_id: str, store_url: str, *, log) -> RunningServer:
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "chatport", "serve", "--model", model_path, "--model-id", model_id,
+        "--port", str(port), "--max-seqs", "1", "--ctx-size", "512", "--store", store_url,
+    ]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    return _wait(RunningServer("chatport", f"http://127.0.0.1:{port}", proc, model_id), "/health")

@@ -1,5 +1,5 @@
 """The official openai npm package (v6) against the real server: create, stream, the
-stream helper and errors."""
+stream helper, errors and stored completions with for-await pagination."""
 
 from __future__ import annotations
 
@@ -56,3 +56,13 @@ def test_errors(report):
         "badRequest": True, "notFound": False, "auth": False, "status": 400, "param": "top_logprobs", "code": "integer_above_max_value",
     }
     assert report["notFound"]["notFound"] and report["notFound"]["code"] == "model_not_found"
+
+
+def test_stored_completions_with_for_await_pagination(report):
+    stored = report["stored"]
+    assert stored["paged"] == stored["made"]  # five items over three pages of two, in order
+    assert stored["retrievedId"] == stored["made"][0]
+    assert stored["updatedMetadata"]["seen"] == "yes"
+    assert stored["messages"] == [{"id": stored["made"][0] + "-0", "role": "user", "content": "Number 0"}]
+    assert stored["deleted"] == {"object": "chat.completion.deleted", "id": stored["made"][0], "deleted": True}
+    assert stored["afterDelete"]["notFound"]

@@ -71,4 +71,40 @@ report.notFound = await errorOf(() =>
   client.chat.completions.create({ model: "nope", messages: [{ role: "user", content: "hi" }] }),
 );
 
+// Stored completions: create with store, retrieve, update, list with for-await paging,
+// messages.list, delete.
+const tag = `node-${Date.now()}`;
+const made = [];
+for (let i = 0; i < 5; i++) {
+  const c = await client.chat.completions.create({
+    model: "gpt-4o",
+    messages: [{ role: "user", content: `Number ${i}` }],
+    max_tokens: 2,
+    store: true,
+    metadata: { tag },
+  });
+  made.push(c.id);
+}
+const paged = [];
+for await (const c of client.chat.completions.list({ metadata: { tag }, limit: 2 })) {
+  paged.push(c.id);
+}
+const retrieved = await client.chat.completions.retrieve(made[0]);
+const updated = await client.chat.completions.update(made[0], { metadata: { tag, seen: "yes" } });
+const messages = [];
+for await (const m of client.chat.completions.messages.list(made[0])) {
+  messages.push({ id: m.id, role: m.role, content: m.content });
+}
+const deleted = await client.chat.completions.delete(made[0]);
+const afterDelete = await errorOf(() => client.chat.completions.retrieve(made[0]));
+report.stored = {
+  made,
+  paged,
+  retrievedId: retrieved.id,
+  updatedMetadata: updated.metadata,
+  messages,
+  deleted,
+  afterDelete,
+};
+
 console.log(JSON.stringify(report));

@@ -6,7 +6,9 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import ORJSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
+
+from chatport.api.responses import OrjsonResponse
 
 from chatport.api.sse import encode_events
 from chatport.engine.sequence import RequestHandle
@@ -32,7 +34,7 @@ async def create_chat_completion(request: Request) -> Response:
     result = await _unless_client_leaves(request, service.complete(chat, handle, request.state.project), handle)
     if result is None:
         return Response(status_code=CLIENT_CLOSED)
-    return ORJSONResponse(result)
+    return OrjsonResponse(result)
 
 
 async def _unless_client_leaves(request: Request, work: Any, handle: RequestHandle) -> dict[str, Any] | None:
