@@ -88,41 +88,32 @@ def async_client(server):
     return AsyncOpenAI(base_url=server.api, api_key="unused", max_retries=0, timeout=120)
 
 
-def create_pg_database(prefix: str = "chatport_test") -> str:
-    """A fresh database on the machine's PostgreSQL; returns its URL."""
+def _pg_admin(sql: str) -> None:
     import asyncio
-    import secrets
 
     import asyncpg
 
-    name = f"{prefix}_{secrets.token_hex(4)}"
-
-    async def create():
+    async def run():
         conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="postgres")
         try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.execute(sql)
         finally:
             await conn.close()
 
-    asyncio.run(create())
+    asyncio.run(run())
+
+
+def create_pg_database(prefix: str = "chatport_test") -> str:
+    """A fresh database on the machine's PostgreSQL; returns its URL."""
+    import secrets
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    _pg_admin(f'CREATE DATABASE "{name}"')
     return f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
 
 
 def drop_pg_database(url: str) -> None:
-    import asyncio
-
-    import asyncpg
-
-    name = url.rsplit("/", 1)[1]
-
-    async def drop():
-        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="postgres")
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    _pg_admin(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 PG_HOST = os.environ.get("CHATPORT_TEST_PG_HOST", "127.0.0.1")
