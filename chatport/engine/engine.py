@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from chatport.engine.constraint import Constraint
 from chatport.engine.llama import LlamaContext, LlamaModel
 from chatport.engine.sampler import TokenChoice, sample
 from chatport.engine.scheduler import Scheduler
@@ -130,7 +131,7 @@ class Engine:
 
     def _step(self) -> None:
         started = time.perf_counter()
-        for admission in self.scheduler.admit(self._is_eog):
+        for admission in self.scheduler.admit(self._is_eog, self._constraint):
             slot = admission.leader.slot
             if admission.copy_from is not None:
                 self.context.copy_sequence(admission.copy_from, slot)
@@ -166,6 +167,9 @@ class Engine:
             to_sample.append(seq)
             rows.append(item.row)
 
+        for seq in to_sample:
+            if seq.constraint is not None:
+                seq.sampler.allowed = seq.constraint.allowed()
         choices = sample(logits, [s.sampler for s in to_sample], rows) if to_sample else []
         outputs: dict[int, tuple[RequestHandle, list[ChoiceDelta]]] = {}
         for seq, choice in zip(to_sample, choices):
@@ -180,6 +184,9 @@ class Engine:
         self.stats.steps += 1
         self.stats.tokens += len(to_sample)
         self.stats.total_seconds += time.perf_counter() - started
+
+    def _constraint(self, grammar: str) -> Constraint:
+        return Constraint(self.model, grammar)
 
     def _logprob(self, choice: TokenChoice) -> TokenLogprob | None:
         if choice.logprob is None:

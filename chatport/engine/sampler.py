@@ -36,6 +36,7 @@ class SamplerState:
     params: SamplingParams
     rng: np.random.Generator
     counts: dict[int, int] = field(default_factory=dict)
+    allowed: np.ndarray | None = None  # this step's grammar mask, if the sequence has one
 
     @classmethod
     def create(cls, params: SamplingParams, choice_index: int) -> SamplerState:
@@ -62,6 +63,10 @@ def sample(logits: np.ndarray, states: Seq[SamplerState], rows: Seq[int] | None 
     picked = np.arange(len(states)) if rows is None else np.asarray(rows)
     x = np.take(logits, picked, axis=0)  # our own copy: biases and penalties write to it
     _apply_bias_and_penalties(x, states)
+    for i, state in enumerate(states):
+        if state.allowed is not None:
+            # After the biases: no logit_bias can bring back a token the grammar forbids.
+            x[i, ~state.allowed] = -np.inf
 
     want_logprobs = [i for i, s in enumerate(states) if s.params.logprobs]
     if want_logprobs:

@@ -55,6 +55,7 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     priority: int = 1  # 0 runs first, 2 last; FIFO within a priority
     cache_key: str | None = None
+    grammar: str | None = None  # llguidance grammar every choice must follow
 
 
 class RequestHandle:
@@ -131,7 +132,7 @@ class Phase(Enum):
 class Sequence:
     """One choice of one request, living in one KV slot."""
 
-    def __init__(self, handle: RequestHandle, index: int, slot: int, eog_check) -> None:
+    def __init__(self, handle: RequestHandle, index: int, slot: int, eog_check, constraint=None) -> None:
         request = handle.request
         self.handle = handle
         self.index = index
@@ -149,6 +150,7 @@ class Sequence:
         self._released = 0
         self._pending_logprobs: deque[tuple[int, TokenLogprob]] = deque()
         self.finish_reason: str | None = None
+        self.constraint = constraint
 
     @property
     def generated(self) -> int:
@@ -164,6 +166,8 @@ class Sequence:
         delta = ChoiceDelta(self.index)
         if self._is_eog(token):
             return self._finish(delta, "stop", flush=True)
+        if self.constraint is not None:
+            self.constraint.advance(token)
         text = self._utf8.feed(piece)
         if logprob is not None:
             self._pending_logprobs.append((self._produced, logprob))
@@ -172,6 +176,8 @@ class Sequence:
         self._release(delta, released)
         if hit_stop:
             return self._finish(delta, "stop", flush=False)
+        if self.constraint is not None and self.constraint.finished:
+            return self._finish(delta, "stop", flush=True)
         if (self.max_tokens is not None and self.generated >= self.max_tokens) or len(self.tokens) >= ctx_limit:
             return self._finish(delta, "length", flush=True)
         return delta if (delta.text or delta.logprobs) else None

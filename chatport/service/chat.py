@@ -28,6 +28,7 @@ from chatport.service.checks import check_request
 from chatport.service.messages import to_template_messages
 from chatport.service.models import ModelRegistry, ServedModel
 from chatport.service.stored import StoredCompletions
+from chatport.service.structured import grammar_for
 
 _PRIORITY = {"priority": 0, "flex": 2}
 _OBFUSCATION_CHARS = string.ascii_letters + string.digits
@@ -111,6 +112,7 @@ class ChatService:
         messages = to_template_messages(
             request.messages, model=model.id, developer_as_system=not model.template.knows_developer_role
         )
+        grammar = grammar_for(request, model, messages)
         text = model.template.render(messages)
         # Tokenizing a multi-megabyte prompt takes a while: keep the event loop serving.
         prompt = await asyncio.to_thread(model.tokenize_prompt, text)
@@ -125,6 +127,7 @@ class ChatService:
             stop=(request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ()),
             priority=_PRIORITY.get(tier, 1),
             cache_key=request.prompt_cache_key,
+            grammar=grammar,
         )
         return PreparedChat(
             request, model, generation, rs.random_id("chatcmpl-"), int(time.time()), tier, list(body["messages"])

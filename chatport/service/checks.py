@@ -35,10 +35,6 @@ def check_request(request: ChatCompletionRequest, *, max_choices: int) -> None:
             raise unsupported_parameter(name, detail)
     if request.modalities and "audio" in request.modalities:
         raise unsupported_parameter("modalities", "by the served models: only 'text' output is available")
-    if request.response_format is not None and request.response_format.type != "text":
-        raise unsupported_parameter(
-            "response_format", f"yet with type '{request.response_format.type}': structured outputs are coming"
-        )
     check_metadata(request.metadata)
     _check_logit_bias(request.logit_bias)
     for name in ("max_tokens", "max_completion_tokens"):
