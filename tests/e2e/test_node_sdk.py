@@ -10,13 +10,24 @@ import subprocess
 
 import pytest
 
+from tests.conftest import MODEL, start_server, stop_server
+
 NODE_DIR = os.path.join(os.path.dirname(__file__), "..", "node")
 
 pytestmark = pytest.mark.node
 
 
 @pytest.fixture(scope="module")
-def report(server):
+def node_server(store_url, tmp_path_factory):
+    # The TypeScript SDK runs against a server on each database (SQLite and PostgreSQL).
+    srv = start_server(str(tmp_path_factory.mktemp("node")), "--store", store_url, "--alias", "gpt-4o=" + MODEL)
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture(scope="module")
+def report(node_server):
+    server = node_server
     if shutil.which("node") is None:
         pytest.fail("node is required for the TypeScript SDK tests")
     if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "openai")):
