@@ -56,6 +56,8 @@ class GenerationRequest:
     priority: int = 1  # 0 runs first, 2 last; FIFO within a priority
     cache_key: str | None = None
     grammar: str | None = None  # llguidance grammar every choice must follow
+    # (trigger, grammar): decode freely until the output contains trigger, then follow grammar
+    lazy_grammar: tuple[str, str] | None = None
 
 
 class RequestHandle:
@@ -132,7 +134,7 @@ class Phase(Enum):
 class Sequence:
     """One choice of one request, living in one KV slot."""
 
-    def __init__(self, handle: RequestHandle, index: int, slot: int, eog_check, constraint=None) -> None:
+    def __init__(self, handle: RequestHandle, index: int, slot: int, eog_check, constraint=None, lazy_start=None) -> None:
         request = handle.request
         self.handle = handle
         self.index = index
@@ -151,6 +153,9 @@ class Sequence:
         self._pending_logprobs: deque[tuple[int, TokenLogprob]] = deque()
         self.finish_reason: str | None = None
         self.constraint = constraint
+        self._lazy = request.lazy_grammar if lazy_start is not None else None
+        self._lazy_start = lazy_start
+        self._recent = ""  # output tail, searched for the lazy grammar's trigger
 
     @property
     def generated(self) -> int:
@@ -169,6 +174,8 @@ class Sequence:
         if self.constraint is not None:
             self.constraint.advance(token)
         text = self._utf8.feed(piece)
+        if self._lazy is not None and self.constraint is None:
+            self._watch_trigger(text)
         if logprob is not None:
             self._pending_logprobs.append((self._produced, logprob))
         self._produced += len(text)
@@ -181,6 +188,17 @@ class Sequence:
         if (self.max_tokens is not None and self.generated >= self.max_tokens) or len(self.tokens) >= ctx_limit:
             return self._finish(delta, "length", flush=True)
         return delta if (delta.text or delta.logprobs) else None
+
+    def _watch_trigger(self, text: str) -> None:
+        trigger, grammar = self._lazy
+        self._recent += text
+        at = self._recent.find(trigger)
+        if at < 0:
+            self._recent = self._recent[-(len(trigger) - 1) :] if len(trigger) > 1 else ""
+            return
+        # The rest of the output must follow the grammar, starting right after the trigger.
+        self.constraint = self._lazy_start(grammar, self._recent[at + len(trigger) :])
+        self._recent = ""
 
     def _release(self, delta: ChoiceDelta, text: str) -> None:
         delta.text += text

@@ -8,7 +8,7 @@ import random
 import string
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chatport.engine.sampler import SamplingParams
@@ -29,6 +29,7 @@ from chatport.service.messages import to_template_messages
 from chatport.service.models import ModelRegistry, ServedModel
 from chatport.service.stored import StoredCompletions
 from chatport.service.structured import grammar_for
+from chatport.service.tools import ToolCallParser, ToolPlan, add_tools_to_messages, grammars_for, plan_tools, tool_call_entry
 
 _PRIORITY = {"priority": 0, "flex": 2}
 _OBFUSCATION_CHARS = string.ascii_letters + string.digits
@@ -43,6 +44,7 @@ class PreparedChat:
     created: int
     service_tier: str
     raw_messages: list[dict[str, Any]]
+    tools: ToolPlan | None = None
 
     @property
     def n(self) -> int:
@@ -53,34 +55,74 @@ class PreparedChat:
         return bool(self.request.store)
 
 
+@dataclass
+class Visible:
+    """What one engine delta means for one choice, as the client should see it."""
+
+    index: int
+    content: str = ""
+    logprobs: list[Any] | None = None
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    finish_reason: str | None = None
+
+
 class Choices:
     """What the choices have produced so far; becomes the chat.completion object."""
 
     def __init__(self, chat: PreparedChat) -> None:
         self.chat = chat
-        self.texts = [""] * chat.n
-        self.logprobs: list[list[Any] | None] = [[] if chat.generation.params.logprobs else None for _ in range(chat.n)]
-        self.finish: list[str | None] = [None] * chat.n
+        n = chat.n
+        self.texts = [""] * n
+        self.calls: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        self.logprobs: list[list[Any] | None] = [[] if chat.generation.params.logprobs else None for _ in range(n)]
+        self.finish: list[str | None] = [None] * n
         self.completion_tokens = 0
+        self._parsers = [ToolCallParser() for _ in range(n)] if chat.tools and chat.tools.active else None
 
     @property
     def done(self) -> bool:
         return None not in self.finish
 
-    def add(self, delta: Any) -> None:
-        self.texts[delta.index] += delta.text
-        if delta.logprobs and self.logprobs[delta.index] is not None:
-            self.logprobs[delta.index].extend(delta.logprobs)
+    def add(self, delta: Any) -> Visible:
+        i = delta.index
+        seen = Visible(i, logprobs=delta.logprobs)
+        if self._parsers is None:
+            seen.content = delta.text
+        else:
+            seen.content, calls = self._parsers[i].feed(delta.text)
+            if delta.finish_reason:
+                seen.content += self._parsers[i].flush()
+            seen.calls = [tool_call_entry(c) for c in calls]
+            self.calls[i].extend(seen.calls)
+        self.texts[i] += seen.content
+        if delta.logprobs and self.logprobs[i] is not None:
+            self.logprobs[i].extend(delta.logprobs)
         if delta.finish_reason:
-            self.finish[delta.index] = delta.finish_reason
+            reason = delta.finish_reason
+            if self.calls[i] and reason == "stop":
+                reason = "function_call" if self.chat.tools.legacy else "tool_calls"
+            self.finish[i] = seen.finish_reason = reason
             self.completion_tokens += delta.completion_tokens
+        return seen
+
+    def message(self, i: int) -> dict[str, Any]:
+        calls = self.calls[i]
+        if not calls:
+            return rs.assistant_message(self.texts[i])
+        content = self.texts[i].strip() or None
+        message = rs.assistant_message(content)
+        if self.chat.tools.legacy:
+            message["function_call"] = dict(calls[0]["function"])
+        else:
+            message["tool_calls"] = calls
+        return message
 
     def completion(self, handle: RequestHandle) -> dict[str, Any]:
         chat = self.chat
         choices = [
             {
                 "index": i,
-                "message": rs.assistant_message(self.texts[i]),
+                "message": self.message(i),
                 "logprobs": rs.choice_logprobs(self.logprobs[i]),
                 "finish_reason": self.finish[i],
             }
@@ -113,7 +155,18 @@ class ChatService:
             request.messages, model=model.id, developer_as_system=not model.template.knows_developer_role
         )
         grammar = grammar_for(request, model, messages)
-        text = model.template.render(messages)
+        tools = plan_tools(request)
+        lazy = None
+        template_tools = None
+        if tools is not None and tools.active:
+            tool_grammar, lazy = grammars_for(tools, model)
+            if tool_grammar is not None:
+                grammar = tool_grammar  # a call is required: the call grammar rules from the start
+            elif grammar is not None:
+                lazy = None  # a structured answer and its grammar win over optional calls
+            messages = add_tools_to_messages(messages, tools, model.template.knows_tools)
+            template_tools = [t for t in tools.template_tools if t["function"]["name"] in tools.callable]
+        text = model.template.render(messages, tools=template_tools if model.template.knows_tools else None)
         # Tokenizing a multi-megabyte prompt takes a while: keep the event loop serving.
         prompt = await asyncio.to_thread(model.tokenize_prompt, text)
         max_tokens = request.max_completion_tokens or request.max_tokens
@@ -128,9 +181,10 @@ class ChatService:
             priority=_PRIORITY.get(tier, 1),
             cache_key=request.prompt_cache_key,
             grammar=grammar,
+            lazy_grammar=lazy,
         )
         return PreparedChat(
-            request, model, generation, rs.random_id("chatcmpl-"), int(time.time()), tier, list(body["messages"])
+            request, model, generation, rs.random_id("chatcmpl-"), int(time.time()), tier, list(body["messages"]), tools
         )
 
     async def start(self, chat: PreparedChat) -> RequestHandle:
@@ -199,18 +253,21 @@ class ChatService:
                     yield exc.body()
                     return
                 for delta in deltas:
-                    choices.add(delta)
-                    if delta.text or delta.logprobs:
+                    seen = choices.add(delta)
+                    if seen.content or seen.logprobs:
                         yield chunk(
                             {
-                                "index": delta.index,
-                                "delta": {"content": delta.text},
-                                "logprobs": rs.choice_logprobs(delta.logprobs) if want_logprobs else None,
+                                "index": seen.index,
+                                "delta": {"content": seen.content},
+                                "logprobs": rs.choice_logprobs(seen.logprobs) if want_logprobs else None,
                                 "finish_reason": None,
                             }
                         )
-                    if delta.finish_reason:
-                        yield chunk({"index": delta.index, "delta": {}, "logprobs": None, "finish_reason": delta.finish_reason})
+                    for call in seen.calls:
+                        for piece in _call_deltas(chat, choices, seen.index, call):
+                            yield chunk({"index": seen.index, "delta": piece, "logprobs": None, "finish_reason": None})
+                    if seen.finish_reason:
+                        yield chunk({"index": seen.index, "delta": {}, "logprobs": None, "finish_reason": seen.finish_reason})
             try:
                 await self._store(chat, project, choices.completion(handle))
             except APIError as exc:
@@ -220,6 +277,19 @@ class ChatService:
                 yield {**base, "choices": [], "usage": choices.usage(handle)}
         finally:
             handle.cancel()
+
+
+def _call_deltas(chat: PreparedChat, choices: Choices, index: int, call: dict[str, Any]) -> list[dict[str, Any]]:
+    """OpenAI's shape for a streamed call: a first delta with id, type, name and empty
+    arguments, then the arguments."""
+    fn = call["function"]
+    if chat.tools.legacy:
+        return [{"function_call": {"name": fn["name"], "arguments": ""}}, {"function_call": {"arguments": fn["arguments"]}}]
+    position = choices.calls[index].index(call)
+    return [
+        {"tool_calls": [{"index": position, "id": call["id"], "type": "function", "function": {"name": fn["name"], "arguments": ""}}]},
+        {"tool_calls": [{"index": position, "function": {"arguments": fn["arguments"]}}]},
+    ]
 
 
 async def _outputs(handle: RequestHandle) -> list[Any]:

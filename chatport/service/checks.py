@@ -14,11 +14,6 @@ LOGIT_BIAS_LIMIT = 100
 
 # Parameters whose feature has not landed, with the reason shown to the client.
 _NOT_YET = {
-    "tools": "yet: tool calling is coming",
-    "tool_choice": "yet: tool calling is coming",
-    "parallel_tool_calls": "yet: tool calling is coming",
-    "functions": "yet: function calling is coming",
-    "function_call": "yet: function calling is coming",
     "prediction": "yet: predicted outputs are coming",
     "audio": "by the served models (text only)",
     "web_search_options": "by this server (no web access)",

@@ -4,7 +4,6 @@ control, priorities, and no leaks."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 import openai

@@ -1,0 +1,311 @@
+"""Function tools: validation, how tools reach the prompt, the grammar each tool_choice
+mode imposes, and how the model's output becomes ``tool_calls``.
+
+Call syntax (Qwen/Hermes style, also chatport's generic format for templates that have no
+tool support of their own)::
+
+    <tool_call>
+    {"name": "get_weather", "arguments": {"location": "Paris"}}
+    </tool_call>
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import llguidance as llg
+
+from chatport.engine.constraint import check_grammar
+from chatport.protocol import requests as rq
+from chatport.protocol.errors import InvalidRequestError, unsupported_parameter
+from chatport.protocol.responses import random_id
+from chatport.service.models import ServedModel
+from chatport.service.structured import StrictSchemaCheck
+
+CALL_OPEN = "<tool_call>"
+CALL_CLOSE = "</tool_call>"
+_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_COMPACT = {"whitespace_flexible": False}
+
+
+@dataclass
+class FunctionSpec:
+    name: str
+    description: str | None
+    parameters: dict[str, Any]
+    strict: bool
+
+
+@dataclass
+class ToolPlan:
+    """What the request's tools mean for rendering, decoding and parsing."""
+
+    functions: list[FunctionSpec]
+    callable: list[str]  # names the model may call
+    mode: str  # "none" | "auto" | "required"
+    parallel: bool
+    legacy: bool = False  # functions/function_call: answer with message.function_call
+    template_tools: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.mode != "none" and bool(self.callable)
+
+
+def plan_tools(request: rq.ChatCompletionRequest) -> ToolPlan | None:
+    legacy = request.functions is not None
+    if legacy and request.tools is not None:
+        raise InvalidRequestError(
+            "Use either 'tools' or the deprecated 'functions', not both.", param="functions", code="invalid_value"
+        )
+    if request.tools is None and not legacy:
+        for name in ("tool_choice", "parallel_tool_calls"):
+            if getattr(request, name) is not None:
+                raise InvalidRequestError(
+                    f"Invalid value for '{name}': '{name}' is only allowed when 'tools' are specified.",
+                    param=name,
+                    code="invalid_value",
+                )
+        if request.function_call is not None:
+            raise InvalidRequestError(
+                "Invalid value for 'function_call': 'function_call' is only allowed when 'functions' are specified.",
+                param="function_call",
+                code="invalid_value",
+            )
+        return None
+
+    functions: list[FunctionSpec] = []
+    seen: dict[str, str] = {}
+    if legacy:
+        entries = [(f"functions[{i}]", f.name, f.description, f.parameters, False) for i, f in enumerate(request.functions)]
+    else:
+        entries = []
+        for i, tool in enumerate(request.tools):
+            if isinstance(tool, rq.CustomTool):
+                raise unsupported_parameter(f"tools[{i}]", "yet: custom tools are coming")
+            fn = tool.function
+            entries.append((f"tools[{i}].function", fn.name, fn.description, fn.parameters, bool(fn.strict)))
+    for where, name, description, parameters, strict in entries:
+        if not _NAME.match(name):
+            raise InvalidRequestError(
+                f"Invalid '{where}.name': string does not match pattern. Expected a string that matches the "
+                f"pattern '^[a-zA-Z0-9_-]+$' of at most 64 characters.",
+                param=f"{where}.name",
+                code="invalid_value",
+            )
+        if name in seen:
+            raise InvalidRequestError(
+                f"Invalid '{where}.name': duplicate function name '{name}' (also at {seen[name]}).",
+                param=f"{where}.name",
+                code="invalid_value",
+            )
+        seen[name] = where
+        params = parameters if parameters is not None else {"type": "object", "properties": {}}
+        if strict:
+            check = StrictSchemaCheck(name)
+            try:
+                check.check(params)
+            except InvalidRequestError as exc:
+                raise InvalidRequestError(
+                    exc.message.replace("response_format", "function", 1), param=f"{where}.parameters", code=None
+                ) from None
+        functions.append(FunctionSpec(name, description, params, strict))
+
+    names = [f.name for f in functions]
+    mode, callable_names = _choice(request, names, legacy)
+    # A named choice asks for that one call; the legacy API never made more than one.
+    named = isinstance(request.tool_choice, (rq.NamedFunctionChoice, rq.NamedCustomChoice))
+    parallel = not (legacy or named) and request.parallel_tool_calls is not False
+    template_tools = [
+        {"type": "function", "function": {"name": f.name, "description": f.description or "", "parameters": f.parameters}}
+        for f in functions
+    ]
+    return ToolPlan(functions, callable_names, mode, parallel, legacy, template_tools)
+
+
+def _choice(request: rq.ChatCompletionRequest, names: list[str], legacy: bool) -> tuple[str, list[str]]:
+    if legacy:
+        choice = request.function_call
+        if choice is None or choice == "auto":
+            return "auto", names
+        if choice == "none":
+            return "none", []
+        return "required", [_known(choice.name, names, "function_call")]
+    choice = request.tool_choice
+    if choice is None:
+        return "auto", names
+    if isinstance(choice, str):
+        return choice, names if choice != "none" else []
+    if isinstance(choice, rq.NamedFunctionChoice):
+        return "required", [_known(choice.function.name, names, "tool_choice")]
+    if isinstance(choice, rq.NamedCustomChoice):
+        raise InvalidRequestError(
+            f"Invalid value for 'tool_choice': no custom tool named '{choice.custom.name}' in 'tools'.",
+            param="tool_choice",
+            code="invalid_value",
+        )
+    allowed = []
+    for i, ref in enumerate(choice.allowed_tools.tools):
+        fn = ref.get("function") if isinstance(ref, dict) else None
+        name = fn.get("name") if isinstance(fn, dict) else None
+        if ref.get("type") != "function" or not isinstance(name, str):
+            raise InvalidRequestError(
+                "Invalid value for 'tool_choice.allowed_tools.tools': expected {\"type\": \"function\", \"function\": {\"name\": ...}}.",
+                param=f"tool_choice.allowed_tools.tools[{i}]",
+                code="invalid_value",
+            )
+        allowed.append(_known(name, names, f"tool_choice.allowed_tools.tools[{i}]"))
+    return choice.allowed_tools.mode, allowed
+
+
+def _known(name: str, names: list[str], param: str) -> str:
+    if name not in names:
+        raise InvalidRequestError(
+            f"Invalid value for '{param}': tool '{name}' is not among the request's tools.", param=param, code="invalid_value"
+        )
+    return name
+
+
+# --- prompt ---------------------------------------------------------------------------
+
+GENERIC_INSTRUCTIONS = (
+    "You can call functions to help answer. To call one, reply with exactly:\n"
+    f"{CALL_OPEN}\n{{\"name\": \"<function name>\", \"arguments\": {{<arguments as JSON>}}}}\n{CALL_CLOSE}\n"
+    "Available functions:\n"
+)
+
+
+def add_tools_to_messages(messages: list[dict[str, Any]], plan: ToolPlan, template_has_tools: bool) -> list[dict[str, Any]]:
+    """For templates without tool support: describe the tools in the system message."""
+    if template_has_tools or not plan.active:
+        return messages
+    listed = "\n".join(json.dumps(t["function"], ensure_ascii=False) for t in plan.template_tools if t["function"]["name"] in plan.callable)
+    note = GENERIC_INSTRUCTIONS + listed
+    if messages and messages[0]["role"] == "system":
+        first = {**messages[0], "content": f"{messages[0]['content']}\n\n{note}"}
+        return [first, *messages[1:]]
+    return [{"role": "system", "content": note}, *messages]
+
+
+# --- grammar --------------------------------------------------------------------------
+
+
+def _call_schema(fn: FunctionSpec) -> dict[str, Any]:
+    arguments = dict(fn.parameters)
+    arguments.setdefault("type", "object")
+    return {
+        "type": "object",
+        "properties": {"name": {"const": fn.name}, "arguments": arguments},
+        "required": ["name", "arguments"],
+        "additionalProperties": False,
+        "x-guidance": {**_COMPACT, "lenient": not fn.strict},
+    }
+
+
+def call_grammar(plan: ToolPlan, *, after_open: bool = False) -> str:
+    """Lark grammar for one or more calls. ``after_open``: the first ``<tool_call>`` has
+    already been written (auto mode switches the grammar on when the model opens a call)."""
+    fns = [f for f in plan.functions if f.name in plan.callable]
+    rules = [f"fn_{i}: %json {json.dumps(_call_schema(f))}" for i, f in enumerate(fns)]
+    body = " | ".join(f"fn_{i}" for i in range(len(fns)))
+    more = "call*" if plan.parallel else ""
+    first = 'first_call' if after_open else "call"
+    lines = [
+        f"start: {first} {more}".strip(),
+        f'call: "{CALL_OPEN}" first_call',
+        f'first_call: "\\n" body "\\n{CALL_CLOSE}" "\\n"?',
+        f"body: {body}",
+        *rules,
+    ]
+    return llg.LLMatcher.grammar_from_lark("\n".join(lines))
+
+
+def grammars_for(plan: ToolPlan, model: ServedModel) -> tuple[str | None, tuple[str, str] | None]:
+    """(grammar from the first token, (trigger, grammar once triggered))."""
+    if not plan.active:
+        return None, None
+    if plan.mode == "required":
+        grammar, lazy = call_grammar(plan), None
+    else:
+        grammar, lazy = None, (CALL_OPEN, call_grammar(plan, after_open=True))
+    for g in filter(None, (grammar, lazy[1] if lazy else None)):
+        error = check_grammar(model.llama, g)
+        if error:
+            raise InvalidRequestError(f"Invalid tool definitions: {error.strip().splitlines()[0]}", param="tools", code=None)
+    return grammar, lazy
+
+
+# --- output ---------------------------------------------------------------------------
+
+
+@dataclass
+class ParsedCall:
+    name: str
+    arguments: str
+
+
+class ToolCallParser:
+    """Splits streamed output into content and completed calls; never releases part of a
+    ``<tool_call>`` marker as content."""
+
+    def __init__(self) -> None:
+        self._buffer = ""
+        self._in_call = False
+
+    def feed(self, text: str) -> tuple[str, list[ParsedCall]]:
+        self._buffer += text
+        content, calls = "", []
+        while True:
+            if not self._in_call:
+                at = self._buffer.find(CALL_OPEN)
+                if at < 0:
+                    keep = _partial_suffix(self._buffer, CALL_OPEN)
+                    content += self._buffer[: len(self._buffer) - keep]
+                    self._buffer = self._buffer[len(self._buffer) - keep :]
+                    return content, calls
+                content += self._buffer[:at]
+                self._buffer = self._buffer[at + len(CALL_OPEN) :]
+                self._in_call = True
+            end = self._buffer.find(CALL_CLOSE)
+            if end < 0:
+                return content, calls
+            raw, self._buffer = self._buffer[:end], self._buffer[end + len(CALL_CLOSE) :].lstrip("\n")
+            self._in_call = False
+            call = _parse_call(raw)
+            if call is None:
+                content += CALL_OPEN + raw + CALL_CLOSE
+            else:
+                calls.append(call)
+
+    def flush(self) -> str:
+        """Whatever is left when generation ends (an unfinished call stays text)."""
+        out = (CALL_OPEN if self._in_call else "") + self._buffer
+        self._buffer, self._in_call = "", False
+        return out
+
+
+def _partial_suffix(text: str, marker: str) -> int:
+    for size in range(min(len(marker) - 1, len(text)), 0, -1):
+        if text.endswith(marker[:size]):
+            return size
+    return 0
+
+
+def _parse_call(raw: str) -> ParsedCall | None:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        return None
+    arguments = data.get("arguments", {})
+    if isinstance(arguments, str):
+        return ParsedCall(data["name"], arguments)
+    return ParsedCall(data["name"], json.dumps(arguments, ensure_ascii=False, separators=(",", ":")))
+
+
+def tool_call_entry(call: ParsedCall) -> dict[str, Any]:
+    return {"id": random_id("call_", 24), "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
