@@ -139,3 +139,17 @@ def store_url(request, tmp_path_factory):
 def fresh_store_url(request, tmp_path_factory):
     """A new, empty store per test, on each database."""
     yield from _fresh_store(request.param, tmp_path_factory)
+
+
+QWEN = "qwen2.5-coder-0.5b-instruct"
+
+
+@pytest.fixture(scope="session")
+def qwen_server(tmp_path_factory) -> Iterator[Server]:
+    """Qwen2.5-Coder-0.5B-Instruct, which has a native tool-calling template."""
+    from tests.support.qwen import qwen_gguf
+
+    path = qwen_gguf(str(tmp_path_factory.getbasetemp().parent / "chatport-models"))
+    srv = start_server(str(tmp_path_factory.mktemp("qwen")), "--model", path, "--model-id", QWEN, "--max-seqs", "4")
+    yield srv
+    stop_server(srv)

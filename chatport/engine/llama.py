@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import llama_cpp as lc
+from llama_cpp import _logger as llama_logger
 import numpy as np
 
 _backend_lock = threading.Lock()
@@ -22,6 +23,9 @@ def _init_backend() -> None:
     global _backend_ready
     with _backend_lock:
         if not _backend_ready:
+            # llama.cpp's load-time chatter (thousands of lines per model) stays out of our
+            # logs; its errors still come through.
+            llama_logger.set_verbose(False)
             lc.llama_backend_init()
             _backend_ready = True
 

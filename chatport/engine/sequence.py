@@ -56,8 +56,9 @@ class GenerationRequest:
     priority: int = 1  # 0 runs first, 2 last; FIFO within a priority
     cache_key: str | None = None
     grammar: str | None = None  # llguidance grammar every choice must follow
-    # (trigger, grammar): decode freely until the output contains trigger, then follow grammar
-    lazy_grammar: tuple[str, str] | None = None
+    # ((trigger, grammar), ...): decode freely until the output contains a trigger, then
+    # follow that trigger's grammar (the earliest trigger in the output wins)
+    lazy_grammar: tuple[tuple[str, str], ...] | None = None
 
 
 class RequestHandle:
@@ -190,12 +191,13 @@ class Sequence:
         return delta if (delta.text or delta.logprobs) else None
 
     def _watch_trigger(self, text: str) -> None:
-        trigger, grammar = self._lazy
         self._recent += text
-        at = self._recent.find(trigger)
-        if at < 0:
-            self._recent = self._recent[-(len(trigger) - 1) :] if len(trigger) > 1 else ""
+        found = [(at, trigger, grammar) for trigger, grammar in self._lazy if (at := self._recent.find(trigger)) >= 0]
+        if not found:
+            longest = max(len(trigger) for trigger, _ in self._lazy)
+            self._recent = self._recent[-(longest - 1) :] if longest > 1 else ""
             return
+        at, trigger, grammar = min(found)
         # The rest of the output must follow the grammar, starting right after the trigger.
         self.constraint = self._lazy_start(grammar, self._recent[at + len(trigger) :])
         self._recent = ""

@@ -91,7 +91,9 @@ class Choices:
         else:
             seen.content, calls = self._parsers[i].feed(delta.text)
             if delta.finish_reason:
-                seen.content += self._parsers[i].flush()
+                rest, last = self._parsers[i].finish()
+                seen.content += rest
+                calls += last
             seen.calls = [tool_call_entry(c) for c in calls]
             self.calls[i].extend(seen.calls)
         self.texts[i] += seen.content
@@ -109,7 +111,7 @@ class Choices:
         calls = self.calls[i]
         if not calls:
             return rs.assistant_message(self.texts[i])
-        content = self.texts[i].strip() or None
+        content = _strip_fence(self.texts[i]).strip() or None
         message = rs.assistant_message(content)
         if self.chat.tools.legacy:
             message["function_call"] = dict(calls[0]["function"])
@@ -277,6 +279,15 @@ class ChatService:
                 yield {**base, "choices": [], "usage": choices.usage(handle)}
         finally:
             handle.cancel()
+
+
+def _strip_fence(text: str) -> str:
+    """Content written ahead of a call in a ```json fence is the fence's, not an answer."""
+    stripped = text.rstrip()
+    for opener in ("```json", "```"):
+        if stripped.endswith(opener):
+            return stripped[: -len(opener)]
+    return text
 
 
 def _call_deltas(chat: PreparedChat, choices: Choices, index: int, call: dict[str, Any]) -> list[dict[str, Any]]:

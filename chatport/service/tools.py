@@ -25,8 +25,15 @@ from chatport.protocol.responses import random_id
 from chatport.service.models import ServedModel
 from chatport.service.structured import StrictSchemaCheck
 
+# Parallel calls per answer. OpenAI sets no number; a grammar that lets a small model
+# repeat calls without end can run it into max_tokens, which breaks the last call.
+MAX_PARALLEL_CALLS = 4
+
 CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
+# Small models often skip the tags in auto mode and answer with the bare call object,
+# sometimes in a ```json fence: that is recognized (and constrained) too.
+BARE_OPENS = ('{"name"', '{\n  "name"', '{\n    "name"')
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _COMPACT = {"whitespace_flexible": False}
 
@@ -205,33 +212,62 @@ def _call_schema(fn: FunctionSpec) -> dict[str, Any]:
     }
 
 
-def call_grammar(plan: ToolPlan, *, after_open: bool = False) -> str:
+def _tag(model: ServedModel, text: str) -> str:
+    """The grammar literal for a call tag: the model's own token when its vocabulary has one
+    for the whole tag (Qwen's <tool_call>), else the plain text."""
+    tokens = model.llama.tokenize(text)
+    return f"<[{tokens[0]}]>" if len(tokens) == 1 else json.dumps(text)
+
+
+def call_grammar(plan: ToolPlan, model: ServedModel, *, after_open: bool = False) -> str:
     """Lark grammar for one or more calls. ``after_open``: the first ``<tool_call>`` has
     already been written (auto mode switches the grammar on when the model opens a call)."""
     fns = [f for f in plan.functions if f.name in plan.callable]
     rules = [f"fn_{i}: %json {json.dumps(_call_schema(f))}" for i, f in enumerate(fns)]
     body = " | ".join(f"fn_{i}" for i in range(len(fns)))
-    more = "call*" if plan.parallel else ""
-    first = 'first_call' if after_open else "call"
+    more = f"call{{0,{MAX_PARALLEL_CALLS - 1}}}" if plan.parallel else ""
+    first = "first_call" if after_open else "call"
     lines = [
         f"start: {first} {more}".strip(),
-        f'call: "{CALL_OPEN}" first_call',
-        f'first_call: "\\n" body "\\n{CALL_CLOSE}" "\\n"?',
+        f"call: {_tag(model, CALL_OPEN)} first_call",
+        f'first_call: "\\n" body "\\n" {_tag(model, CALL_CLOSE)} "\\n"?',
         f"body: {body}",
         *rules,
     ]
     return llg.LLMatcher.grammar_from_lark("\n".join(lines))
 
 
-def grammars_for(plan: ToolPlan, model: ServedModel) -> tuple[str | None, tuple[str, str] | None]:
-    """(grammar from the first token, (trigger, grammar once triggered))."""
+def bare_call_grammar(plan: ToolPlan) -> str:
+    """The rest of a bare ``{"name": ..., "arguments": {...}}`` once ``{"name"`` is written."""
+    fns = [f for f in plan.functions if f.name in plan.callable]
+    args = []
+    for i, f in enumerate(fns):
+        schema = dict(f.parameters)
+        schema.setdefault("type", "object")
+        schema["x-guidance"] = {"whitespace_pattern": "[ \\n]{0,16}", "lenient": not f.strict}
+        args.append(f"args_{i}: %json {json.dumps(schema)}")
+    alts = " | ".join(f'{json.dumps(json.dumps(f.name))} WS "," WS "\\"arguments\\"" WS ":" WS args_{i}' for i, f in enumerate(fns))
+    lines = [
+        'start: WS ":" WS call WS "}" TAIL?',
+        f"call: {alts}",
+        "WS: /[ \\n]{0,8}/",
+        'TAIL: /\\n{0,2}```/',
+        *args,
+    ]
+    return llg.LLMatcher.grammar_from_lark("\n".join(lines))
+
+
+def grammars_for(plan: ToolPlan, model: ServedModel) -> tuple[str | None, tuple[tuple[str, str], ...] | None]:
+    """(grammar from the first token, ((trigger, grammar once triggered), ...))."""
     if not plan.active:
         return None, None
     if plan.mode == "required":
-        grammar, lazy = call_grammar(plan), None
+        grammar, lazy = call_grammar(plan, model), None
     else:
-        grammar, lazy = None, (CALL_OPEN, call_grammar(plan, after_open=True))
-    for g in filter(None, (grammar, lazy[1] if lazy else None)):
+        grammar = None
+        bare = bare_call_grammar(plan)
+        lazy = ((CALL_OPEN, call_grammar(plan, model, after_open=True)), *((opener, bare) for opener in BARE_OPENS))
+    for g in [grammar] if grammar else [g for _, g in lazy]:
         error = check_grammar(model.llama, g)
         if error:
             raise InvalidRequestError(f"Invalid tool definitions: {error.strip().splitlines()[0]}", param="tools", code=None)
@@ -249,24 +285,30 @@ class ParsedCall:
 
 class ToolCallParser:
     """Splits streamed output into content and completed calls; never releases part of a
-    ``<tool_call>`` marker as content."""
+    call marker as content. A bare call object is complete only when the output ends."""
 
     def __init__(self) -> None:
         self._buffer = ""
         self._in_call = False
+        self._bare = False
 
     def feed(self, text: str) -> tuple[str, list[ParsedCall]]:
         self._buffer += text
         content, calls = "", []
-        while True:
+        while not self._bare:
             if not self._in_call:
-                at = self._buffer.find(CALL_OPEN)
-                if at < 0:
-                    keep = _partial_suffix(self._buffer, CALL_OPEN)
+                hits = [(at, m) for m in (CALL_OPEN, *BARE_OPENS) if (at := self._buffer.find(m)) >= 0]
+                if not hits:
+                    keep = max(_partial_suffix(self._buffer, m) for m in (CALL_OPEN, *BARE_OPENS))
                     content += self._buffer[: len(self._buffer) - keep]
                     self._buffer = self._buffer[len(self._buffer) - keep :]
                     return content, calls
+                at, marker = min(hits)
                 content += self._buffer[:at]
+                if marker != CALL_OPEN:
+                    self._buffer = self._buffer[at:]
+                    self._bare = True
+                    break
                 self._buffer = self._buffer[at + len(CALL_OPEN) :]
                 self._in_call = True
             end = self._buffer.find(CALL_CLOSE)
@@ -279,12 +321,22 @@ class ToolCallParser:
                 content += CALL_OPEN + raw + CALL_CLOSE
             else:
                 calls.append(call)
+        return content, calls
 
-    def flush(self) -> str:
-        """Whatever is left when generation ends (an unfinished call stays text)."""
-        out = (CALL_OPEN if self._in_call else "") + self._buffer
-        self._buffer, self._in_call = "", False
-        return out
+    def finish(self) -> tuple[str, list[ParsedCall]]:
+        """What is left when generation ends: a bare call, or text (an unfinished call stays text)."""
+        buffer, in_call, bare = self._buffer, self._in_call, self._bare
+        self._buffer, self._in_call, self._bare = "", False, False
+        if bare:
+            try:
+                data, end = json.JSONDecoder().raw_decode(buffer)
+            except ValueError:
+                return buffer, []
+            call = _parse_call(json.dumps(data)) if isinstance(data, dict) and "arguments" in data else None
+            if call is not None and buffer[end:].strip() in ("", "```"):
+                return "", [call]
+            return buffer, []
+        return (CALL_OPEN if in_call else "") + buffer, []
 
 
 def _partial_suffix(text: str, marker: str) -> int:

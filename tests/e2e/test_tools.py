@@ -1,0 +1,210 @@
+"""Function tools and every tool_choice mode, enforced by grammar, on both models."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import jsonschema
+import openai
+import pytest
+from openai import OpenAI
+
+from tests.conftest import MODEL, QWEN
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get current weather for a location",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "location": {"type": "string", "description": "City name", "maxLength": 40},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["location", "unit"],
+            "additionalProperties": False,
+        },
+        "strict": True,
+    },
+}
+TIME = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "Get the local time in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 40}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+        "strict": True,
+    },
+}
+SCHEMAS = {t["function"]["name"]: t["function"]["parameters"] for t in (WEATHER, TIME)}
+ASK = [{"role": "user", "content": "What's the weather like in Paris, and what time is it there?"}]
+
+
+@pytest.fixture(params=["smollm2", "qwen"])
+def target(request):
+    """(client, model id) for each model under test."""
+    if request.param == "smollm2":
+        server, model = request.getfixturevalue("server"), MODEL
+    else:
+        server, model = request.getfixturevalue("qwen_server"), QWEN
+    return OpenAI(base_url=server.api, api_key="x", max_retries=0, timeout=300), model
+
+
+def check_calls(message, allowed):
+    assert message.tool_calls, message.content
+    for call in message.tool_calls:
+        assert call.type == "function" and call.id.startswith("call_")
+        assert call.function.name in allowed
+        jsonschema.validate(json.loads(call.function.arguments), SCHEMAS[call.function.name])
+
+
+def test_required_calls_always_parse_and_validate(target):
+    client, model = target
+    for seed in range(6):
+        r = client.chat.completions.create(
+            model=model, messages=ASK, tools=[WEATHER, TIME], tool_choice="required", temperature=1.0, seed=seed, max_tokens=200
+        )
+        choice = r.choices[0]
+        assert choice.finish_reason == "tool_calls"
+        check_calls(choice.message, {"get_weather", "get_time"})
+
+
+def test_parallel_tool_calls_false_never_makes_two(target):
+    client, model = target
+    for seed in range(6):
+        r = client.chat.completions.create(
+            model=model, messages=ASK, tools=[WEATHER, TIME], tool_choice="required", parallel_tool_calls=False,
+            temperature=1.0, seed=seed, max_tokens=200,
+        )
+        assert len(r.choices[0].message.tool_calls) == 1
+
+
+def test_allowed_tools_and_named_choice_stay_in_their_set(target):
+    client, model = target
+    allowed = {"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [{"type": "function", "function": {"name": "get_time"}}]}}
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    for seed in range(4):
+        r = client.chat.completions.create(
+            model=model, messages=ASK, tools=[WEATHER, TIME], tool_choice=allowed, temperature=1.0, seed=seed, max_tokens=200
+        )
+        check_calls(r.choices[0].message, {"get_time"})
+        r = client.chat.completions.create(
+            model=model, messages=ASK, tools=[WEATHER, TIME], tool_choice=named, temperature=1.0, seed=seed, max_tokens=200
+        )
+        check_calls(r.choices[0].message, {"get_weather"})
+        assert len(r.choices[0].message.tool_calls) == 1
+
+
+def test_tool_choice_none_makes_no_call(target):
+    client, model = target
+    r = client.chat.completions.create(model=model, messages=ASK, tools=[WEATHER], tool_choice="none", max_tokens=30)
+    assert r.choices[0].message.tool_calls is None
+    assert r.choices[0].finish_reason in ("stop", "length")
+
+
+def test_qwen_calls_on_its_own_in_auto_mode_with_valid_arguments(qwen_server):
+    client = OpenAI(base_url=qwen_server.api, api_key="x", max_retries=0, timeout=300)
+    for seed in range(3):
+        r = client.chat.completions.create(
+            model=QWEN, messages=[{"role": "user", "content": "What's the weather in Paris? Use celsius."}],
+            tools=[WEATHER], temperature=0.7, seed=seed, max_tokens=200,
+        )
+        choice = r.choices[0]
+        assert choice.finish_reason == "tool_calls", choice.message.content
+        check_calls(choice.message, {"get_weather"})
+        assert choice.message.content is None
+
+
+def test_seed_function_calling_round_trip(target):
+    """The seeds' example: call, run the function, send the result back, get an answer."""
+    client, model = target
+    messages = [{"role": "user", "content": "What's the weather like in Paris?"}]
+    response = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER], tool_choice="required", max_tokens=200)
+    message = response.choices[0].message
+    messages.append(message)
+    for call in message.tool_calls:
+        args = json.loads(call.function.arguments)
+        messages.append({"tool_call_id": call.id, "role": "tool", "name": call.function.name,
+                         "content": json.dumps({"location": args["location"], "temperature": 21})})
+    final = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER], max_tokens=60)
+    assert final.choices[0].finish_reason in ("stop", "length", "tool_calls")
+
+
+def test_streamed_calls_have_openai_delta_shape(target):
+    client, model = target
+    chunks = list(
+        client.chat.completions.create(
+            model=model, messages=ASK, tools=[WEATHER, TIME], tool_choice="required", stream=True, seed=1, max_tokens=200
+        )
+    )
+    deltas = [d for c in chunks if c.choices for d in (c.choices[0].delta.tool_calls or [])]
+    firsts = [d for d in deltas if d.id is not None]
+    assert firsts and all(d.type == "function" and d.function.name and d.function.arguments == "" for d in firsts)
+    by_index: dict[int, str] = {}
+    for d in deltas:
+        by_index[d.index] = by_index.get(d.index, "") + (d.function.arguments or "")
+    for index, args in by_index.items():
+        name = next(d.function.name for d in firsts if d.index == index)
+        jsonschema.validate(json.loads(args), SCHEMAS[name])
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_python_stream_helper_tool_events(client):
+    with client.chat.completions.stream(
+        model=MODEL, messages=ASK, tools=[WEATHER], tool_choice="required", max_tokens=200, seed=2
+    ) as stream:
+        done = [e for e in stream if e.type == "tool_calls.function.arguments.done"]
+        final = stream.get_final_completion()
+    assert done and done[0].name == "get_weather"
+    assert json.loads(done[0].arguments) == json.loads(final.choices[0].message.tool_calls[0].function.arguments)
+    assert final.choices[0].message.tool_calls[0].function.parsed_arguments is not None  # strict tools are parsed
+
+
+def test_legacy_functions_and_function_call(target):
+    client, model = target
+    r = client.chat.completions.create(
+        model=model, messages=ASK, functions=[WEATHER["function"]], function_call={"name": "get_weather"}, max_tokens=200
+    )
+    choice = r.choices[0]
+    assert choice.finish_reason == "function_call"
+    assert choice.message.function_call.name == "get_weather"
+    jsonschema.validate(json.loads(choice.message.function_call.arguments), SCHEMAS["get_weather"])
+    assert choice.message.tool_calls is None
+
+
+BASE = {"model": MODEL, "messages": ASK}
+
+
+@pytest.mark.parametrize(
+    "extra,param",
+    [
+        ({"tools": [WEATHER, WEATHER]}, "tools[1].function.name"),
+        ({"tools": [{"type": "function", "function": {"name": "bad name!"}}]}, "tools[0].function.name"),
+        ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "tool_choice"),
+        ({"tool_choice": "required"}, "tool_choice"),
+        ({"parallel_tool_calls": False}, "parallel_tool_calls"),
+        ({"function_call": "auto"}, "function_call"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "strict": True, "parameters": {"type": "object", "properties": {"a": {"type": "string"}}}}}]},
+            "tools[0].function.parameters",
+        ),
+        (
+            {"tools": [WEATHER], "tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [{"type": "function", "function": {"name": "ghost"}}]}}},
+            "tool_choice.allowed_tools.tools[0]",
+        ),
+        ({"tools": [WEATHER], "functions": [WEATHER["function"]]}, "functions"),
+    ],
+    ids=["duplicate", "bad-name", "unknown-named", "choice-without-tools", "parallel-without-tools",
+         "function_call-without-functions", "strict-not-closed", "allowed-unknown", "tools-and-functions"],
+)
+def test_bad_tool_requests(server, extra, param):
+    response = httpx.post(server.api + "/chat/completions", json={**BASE, **extra})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
