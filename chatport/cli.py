@@ -182,6 +182,7 @@ def bench(
     compare: Annotated[bool, typer.Option(help="Also start llama-cpp-python's server on the same GGUF.")] = False,
     raw: Annotated[bool, typer.Option(help="Also run the bare llama_decode greedy loop.")] = False,
     prefix: Annotated[bool, typer.Option(help="Also time a repeated 1,000-token shared system prompt.")] = True,
+    constrained: Annotated[bool, typer.Option(help="Also run the top concurrency under a JSON schema.")] = False,
     ctx_size: Annotated[int, typer.Option(help="Context per sequence for started servers.")] = 2048,
     out: Annotated[str, typer.Option(help="Directory for results.json, results.md and results.png.")] = "bench-results",
     store: Annotated[bool, typer.Option("--store", help="Instead: list latency over many stored completions.")] = False,
@@ -213,6 +214,7 @@ def bench(
         prefix=prefix,
         out=out,
         ctx_size=ctx_size,
+        constrained=constrained,
     )
     results = run(opts, command)
     paths = report.write(results, out)

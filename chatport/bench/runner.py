@@ -32,6 +32,7 @@ class BenchOptions:
     prefix: bool
     out: str
     ctx_size: int
+    constrained: bool = False
 
 
 def _engine_seconds(base_url: str) -> tuple[float, float] | None:
@@ -109,6 +110,22 @@ def run(opts: BenchOptions, command: str) -> dict[str, Any]:
         ) as progress:
             for name, url in targets:
                 levels += asyncio.run(_levels(name, url, opts, bias, progress))
+            if opts.constrained:
+                name, url = targets[0]
+                top = max(opts.concurrency)
+                before = _engine_seconds(url)
+                level = asyncio.run(
+                    run_level(
+                        base_url=url, server=f"{name} + json_schema", model=opts.model, concurrency=top,
+                        requests=max(opts.requests, top), max_tokens=opts.max_tokens,
+                        extra_body={"logit_bias": bias, "response_format": STORY_FORMAT}, progress=progress,
+                    )
+                )
+                after = _engine_seconds(url)
+                if before and after and after[0] > before[0]:
+                    step, decode = after[0] - before[0], after[1] - before[1]
+                    level.extra["python_share_of_step"] = round((step - decode) / step, 4)
+                levels.append(level)
             if opts.prefix:
                 name, url = targets[0]
                 results["shared_prefix"] = asyncio.run(shared_prefix_ttft(base_url=url, model=opts.model))
@@ -129,9 +146,29 @@ def run(opts: BenchOptions, command: str) -> dict[str, Any]:
     return results
 
 
+# A schema whose one string runs to max_tokens (end-of-turn is banned), so constrained and
+# unconstrained runs generate the same number of tokens.
+STORY_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "story",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {"title": {"type": "string", "maxLength": 40}, "story": {"type": "string", "minLength": 4000}},
+            "required": ["title", "story"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
 def _ratios(results: dict[str, Any]) -> dict[str, float]:
     by = {(r["server"], r["concurrency"]): r["tokens_per_second"] for r in results["levels"]}
     ratios = {}
+    for (server, conc), tps in by.items():
+        if server.endswith("+ json_schema") and (server.split(" +")[0], conc) in by:
+            ratios[f"json_schema / unconstrained, {conc} streams"] = tps / by[(server.split(" +")[0], conc)]
     for (server, conc), tps in by.items():
         if server != "chatport":
             continue

@@ -14,6 +14,17 @@ from chatport.engine.llama import LlamaModel
 
 _tokenizers: dict[int, llg.LLTokenizer] = {}
 _lock = threading.Lock()
+def step_masks(constraints: list[Constraint], n_vocab: int) -> np.ndarray:
+    """The allowed-token masks of a whole step (rows x vocab, bool).
+
+    Computed one matcher after another on the engine thread: llguidance's parallel
+    executor keeps worker threads spinning, which on a 2-core machine slows the next
+    llama_decode by more than the parallel masks save."""
+    bitmask = allocate_token_bitmask(len(constraints), n_vocab)
+    for i, constraint in enumerate(constraints):
+        fill_next_token_bitmask(constraint._matcher, bitmask, i)
+    bits = np.unpackbits(bitmask.view(np.uint8), axis=1, bitorder="little")
+    return bits[:, :n_vocab].view(bool)
 
 
 def tokenizer_for(model: LlamaModel) -> llg.LLTokenizer:
@@ -38,14 +49,6 @@ class Constraint:
         self._matcher = llg.LLMatcher(tokenizer_for(model), grammar, log_level=0)
         if self._matcher.is_error():
             raise ValueError(self._matcher.get_error())
-        self._n_vocab = model.n_vocab
-        self._bitmask = allocate_token_bitmask(1, model.n_vocab)
-
-    def allowed(self) -> np.ndarray:
-        """Boolean mask over the vocabulary of tokens the grammar allows next."""
-        fill_next_token_bitmask(self._matcher, self._bitmask)
-        bits = np.unpackbits(self._bitmask.view(np.uint8), bitorder="little")
-        return bits[: self._n_vocab].astype(bool)
 
     def advance(self, token: int) -> None:
         self._matcher.consume_token(token)

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from chatport.engine.constraint import Constraint
+from chatport.engine.constraint import Constraint, step_masks
 from chatport.engine.llama import LlamaContext, LlamaModel
 from chatport.engine.sampler import TokenChoice, sample
 from chatport.engine.scheduler import Scheduler
@@ -167,9 +167,11 @@ class Engine:
             to_sample.append(seq)
             rows.append(item.row)
 
-        for seq in to_sample:
-            if seq.constraint is not None:
-                seq.sampler.allowed = seq.constraint.allowed()
+        constrained = [s for s in to_sample if s.constraint is not None]
+        if constrained:
+            masks = step_masks([s.constraint for s in constrained], self.model.n_vocab)
+            for seq, mask in zip(constrained, masks):
+                seq.sampler.allowed = mask
         choices = sample(logits, [s.sampler for s in to_sample], rows) if to_sample else []
         outputs: dict[int, tuple[RequestHandle, list[ChoiceDelta]]] = {}
         for seq, choice in zip(to_sample, choices):

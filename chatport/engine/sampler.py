@@ -66,7 +66,7 @@ def sample(logits: np.ndarray, states: Seq[SamplerState], rows: Seq[int] | None 
     for i, state in enumerate(states):
         if state.allowed is not None:
             # After the biases: no logit_bias can bring back a token the grammar forbids.
-            x[i, ~state.allowed] = -np.inf
+            np.copyto(x[i], -np.inf, where=~state.allowed)
 
     want_logprobs = [i for i, s in enumerate(states) if s.params.logprobs]
     if want_logprobs:
