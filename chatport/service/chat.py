@@ -293,10 +293,16 @@ def _strip_fence(text: str) -> str:
 def _call_deltas(chat: PreparedChat, choices: Choices, index: int, call: dict[str, Any]) -> list[dict[str, Any]]:
     """OpenAI's shape for a streamed call: a first delta with id, type, name and empty
     arguments, then the arguments."""
+    position = choices.calls[index].index(call)
+    if call["type"] == "custom":
+        custom = call["custom"]
+        return [
+            {"tool_calls": [{"index": position, "id": call["id"], "type": "custom", "custom": {"name": custom["name"], "input": ""}}]},
+            {"tool_calls": [{"index": position, "custom": {"input": custom["input"]}}]},
+        ]
     fn = call["function"]
     if chat.tools.legacy:
         return [{"function_call": {"name": fn["name"], "arguments": ""}}, {"function_call": {"arguments": fn["arguments"]}}]
-    position = choices.calls[index].index(call)
     return [
         {"tool_calls": [{"index": position, "id": call["id"], "type": "function", "function": {"name": fn["name"], "arguments": ""}}]},
         {"tool_calls": [{"index": position, "function": {"arguments": fn["arguments"]}}]},

@@ -208,3 +208,77 @@ def test_bad_tool_requests(server, extra, param):
     response = httpx.post(server.api + "/chat/completions", json={**BASE, **extra})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
+
+
+TICKET = {
+    "type": "custom",
+    "custom": {
+        "name": "open_ticket",
+        "description": "Open a support ticket by id",
+        "format": {"type": "grammar", "grammar": {"syntax": "regex", "definition": r"^TCK-[0-9]{4}$"}},
+    },
+}
+SUM = {
+    "type": "custom",
+    "custom": {
+        "name": "add",
+        "description": "Add small numbers",
+        "format": {"type": "grammar", "grammar": {"syntax": "lark", "definition": 'start: NUM ("+" NUM)*\nNUM: /[0-9]{1,3}/'}},
+    },
+}
+HELP = [{"role": "user", "content": "Open a ticket for my broken printer, and add 2 and 3."}]
+
+
+def test_regex_custom_tool_input_always_matches(target):
+    import re
+
+    client, model = target
+    for seed in range(6):
+        r = client.chat.completions.create(
+            model=model, messages=HELP, tools=[TICKET, WEATHER], tool_choice={"type": "custom", "custom": {"name": "open_ticket"}},
+            temperature=1.0, seed=seed, max_tokens=120,
+        )
+        calls = r.choices[0].message.tool_calls
+        assert r.choices[0].finish_reason == "tool_calls" and len(calls) == 1
+        assert calls[0].type == "custom" and calls[0].custom.name == "open_ticket"
+        assert re.fullmatch(r"TCK-[0-9]{4}", calls[0].custom.input)
+
+
+def test_lark_custom_tool_and_allowed_tools_with_customs(target):
+    client, model = target
+    allowed = {"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [{"type": "custom", "custom": {"name": "add"}}]}}
+    for seed in range(4):
+        r = client.chat.completions.create(
+            model=model, messages=HELP, tools=[TICKET, SUM, WEATHER], tool_choice=allowed, temperature=1.0, seed=seed, max_tokens=120
+        )
+        for call in r.choices[0].message.tool_calls:
+            assert call.custom.name == "add"
+            assert all(part.isdigit() and len(part) <= 3 for part in call.custom.input.split("+"))
+
+
+def test_custom_tool_stream_deltas(server):
+    body = {"model": MODEL, "messages": HELP, "tools": [TICKET], "tool_choice": "required", "stream": True, "max_tokens": 120,
+            "parallel_tool_calls": False, "seed": 1}
+    with httpx.stream("POST", server.api + "/chat/completions", json=body, timeout=120) as response:
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
+    deltas = [d for e in events if e["choices"] for d in e["choices"][0]["delta"].get("tool_calls", [])]
+    assert deltas[0]["type"] == "custom" and deltas[0]["custom"] == {"name": "open_ticket", "input": ""}
+    assert deltas[0]["id"].startswith("call_")
+    assert deltas[1]["custom"]["input"].startswith("TCK-")
+    assert events[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        {"type": "grammar", "grammar": {"syntax": "lark", "definition": "start: ("}},
+        {"type": "grammar", "grammar": {"syntax": "regex", "definition": "[a-z"}},
+        {"type": "grammar", "grammar": {"syntax": "lark", "definition": "start: undefined_rule"}},
+    ],
+    ids=["lark-syntax", "regex-syntax", "lark-undefined-rule"],
+)
+def test_invalid_custom_grammars_are_400(server, fmt):
+    tools = [WEATHER, {"type": "custom", "custom": {"name": "bad", "format": fmt}}]
+    response = httpx.post(server.api + "/chat/completions", json={**BASE, "tools": tools})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "tools[1].custom.format.grammar.definition"
