@@ -77,3 +77,16 @@ def test_stored_completions_with_for_await_pagination(report):
     assert stored["messages"] == [{"id": stored["made"][0] + "-0", "role": "user", "content": "Number 0"}]
     assert stored["deleted"] == {"object": "chat.completion.deleted", "id": stored["made"][0], "deleted": True}
     assert stored["afterDelete"]["notFound"]
+
+
+def test_parse_with_zod_response_format(report):
+    parsed = report["parse"]["parsed"]
+    assert report["parse"]["finish"] == "stop"
+    assert isinstance(parsed["colors"], list) and len(parsed["colors"]) <= 3
+    assert all(set(c) == {"name", "hex"} for c in parsed["colors"])
+
+
+def test_run_tools_calls_the_function(report):
+    run = report["runTools"]
+    assert run["toolMessages"] == 1
+    assert len(run["seen"]) == 1 and isinstance(run["seen"][0]["location"], str)

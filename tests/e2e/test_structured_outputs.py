@@ -11,7 +11,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from tests.conftest import MODEL
+from tests.conftest import MODEL, QWEN
 
 # Bounded strings and arrays: a 135M model at temperature 1 will otherwise happily write
 # one string until max_tokens, and a cut-off answer (finish_reason "length") is not JSON.
@@ -35,10 +35,22 @@ def schema_format(schema, strict=True, name="color"):
     return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": strict}}
 
 
-async def test_fifty_strict_requests_at_temperature_one_all_validate(async_client):
+@pytest.fixture(params=["smollm2", "qwen"])
+def any_model(request):
+    """(async client, model id) for each model under test."""
+    if request.param == "smollm2":
+        server, model = request.getfixturevalue("server"), MODEL
+    else:
+        server, model = request.getfixturevalue("qwen_server"), QWEN
+    return openai.AsyncOpenAI(base_url=server.api, api_key="x", max_retries=0, timeout=600), model
+
+
+async def test_fifty_strict_requests_at_temperature_one_all_validate(any_model):
+    client, model = any_model
+
     async def one(i):
-        r = await async_client.chat.completions.create(
-            model=MODEL, messages=ASK, temperature=1.0, seed=i, max_tokens=400, response_format=schema_format(COLOR)
+        r = await client.chat.completions.create(
+            model=model, messages=ASK, temperature=1.0, seed=i, max_tokens=400, response_format=schema_format(COLOR)
         )
         return r.choices[0]
 
@@ -48,7 +60,9 @@ async def test_fifty_strict_requests_at_temperature_one_all_validate(async_clien
         jsonschema.validate(json.loads(choice.message.content), COLOR)
 
 
-def test_parse_with_a_pydantic_model(client):
+def test_parse_with_a_pydantic_model(qwen_server):
+    client = openai.OpenAI(base_url=qwen_server.api, api_key="x", max_retries=0, timeout=300)
+
     class Color(BaseModel):
         name: str
         hex: str
@@ -57,7 +71,7 @@ def test_parse_with_a_pydantic_model(client):
         colors: list[Color]
 
     parsed = client.chat.completions.parse(
-        model="gpt-4o",
+        model=QWEN,
         messages=[{"role": "user", "content": "List 3 colors and their hex codes"}],
         response_format=ColorList,
         max_tokens=400,

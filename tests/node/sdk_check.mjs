@@ -1,6 +1,8 @@
 // Runs the TypeScript SDK's documented calls against a chatport server and prints
 // one JSON report; tests/e2e/test_node_sdk.py checks what it says.
 import OpenAI, { BadRequestError, NotFoundError, AuthenticationError } from "openai";
+import { zodResponseFormat } from "openai/helpers/zod";
+import { z } from "zod";
 
 const client = new OpenAI({ baseURL: process.env.CHATPORT_BASE_URL, apiKey: "unused", maxRetries: 0 });
 const report = {};
@@ -106,5 +108,47 @@ report.stored = {
   deleted,
   afterDelete,
 };
+
+// Structured outputs with zod, and runTools.
+const Color = z.object({ name: z.string().max(30), hex: z.string().max(10) });
+const parsed = await client.chat.completions.parse({
+  model: "gpt-4o",
+  messages: [{ role: "user", content: "List 3 colors and their hex codes" }],
+  response_format: zodResponseFormat(z.object({ colors: z.array(Color).max(3) }), "colors"),
+  max_tokens: 300,
+  temperature: 0,
+});
+report.parse = { parsed: parsed.choices[0].message.parsed, finish: parsed.choices[0].finish_reason };
+
+const seen = [];
+const runner = client.chat.completions.runTools({
+  model: "gpt-4o",
+  messages: [{ role: "user", content: "What's the weather in Paris?" }],
+  tools: [
+    {
+      type: "function",
+      function: {
+        name: "get_weather",
+        description: "Get current weather for a location",
+        parameters: {
+          type: "object",
+          properties: { location: { type: "string", maxLength: 40 } },
+          required: ["location"],
+          additionalProperties: false,
+        },
+        function: (args) => {
+          seen.push(args);
+          return { location: args.location, temperature: 21 };
+        },
+        parse: JSON.parse,
+      },
+    },
+  ],
+  tool_choice: { type: "function", function: { name: "get_weather" } },
+  max_tokens: 100,
+});
+const finalContent = await runner.finalContent();
+const toolMessages = runner.messages.filter((m) => m.role === "tool").length;
+report.runTools = { seen, toolMessages, finalContentType: typeof finalContent };
 
 console.log(JSON.stringify(report));
