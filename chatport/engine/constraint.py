@@ -36,19 +36,21 @@ def tokenizer_for(model: LlamaModel) -> llg.LLTokenizer:
         return _tokenizers[key]
 
 
-def check_grammar(model: LlamaModel, grammar: str) -> str | None:
-    """None when the grammar compiles for this model, else llguidance's message."""
-    error = llg.LLMatcher.validate_grammar(grammar, tokenizer_for(model))
-    return error or None
-
-
 class Constraint:
-    """Where one sequence stands in its grammar."""
+    """Where one sequence stands in its grammar.
+
+    Compiling a grammar can take from microseconds to a second, so callers compile once,
+    off the engine thread, and every sequence starts from a ``clone()`` of that."""
 
     def __init__(self, model: LlamaModel, grammar: str) -> None:
         self._matcher = llg.LLMatcher(tokenizer_for(model), grammar, log_level=0)
         if self._matcher.is_error():
             raise ValueError(self._matcher.get_error())
+
+    def clone(self) -> Constraint:
+        copy = object.__new__(Constraint)
+        copy._matcher = self._matcher.deep_copy()
+        return copy
 
     def advance(self, token: int) -> None:
         self._matcher.consume_token(token)

@@ -131,7 +131,7 @@ class Engine:
 
     def _step(self) -> None:
         started = time.perf_counter()
-        for admission in self.scheduler.admit(self._is_eog, self._constraint, self._lazy_constraint):
+        for admission in self.scheduler.admit(self._is_eog, self._lazy_constraint):
             slot = admission.leader.slot
             if admission.copy_from is not None:
                 self.context.copy_sequence(admission.copy_from, slot)
@@ -187,11 +187,8 @@ class Engine:
         self.stats.tokens += len(to_sample)
         self.stats.total_seconds += time.perf_counter() - started
 
-    def _constraint(self, grammar: str) -> Constraint:
-        return Constraint(self.model, grammar)
-
-    def _lazy_constraint(self, grammar: str, already_written: str) -> Constraint:
-        constraint = Constraint(self.model, grammar)
+    def _lazy_constraint(self, compiled: Constraint, already_written: str) -> Constraint:
+        constraint = compiled.clone()
         # Text the triggering token carried past the trigger is already output: the
         # grammar has to account for it before it picks the next token.
         for token in self.model.tokenize(already_written, parse_special=False) if already_written else ():

@@ -90,7 +90,7 @@ class Scheduler:
 
     # --- admission -----------------------------------------------------------------
 
-    def admit(self, eog_check, constraint_for=None, lazy_start=None) -> list[Admission]:
+    def admit(self, eog_check, lazy_start=None) -> list[Admission]:
         """Start waiting requests that fit, in priority then arrival order."""
         started = []
         for queue in self.waiting:
@@ -100,10 +100,10 @@ class Scheduler:
                 if len(free) < handle.request.n:
                     return started
                 queue.popleft()
-                started.append(self._start(handle, free, eog_check, constraint_for, lazy_start))
+                started.append(self._start(handle, free, eog_check, lazy_start))
         return started
 
-    def _start(self, handle: RequestHandle, free: list[Slot], eog_check, constraint_for=None, lazy_start=None) -> Admission:
+    def _start(self, handle: RequestHandle, free: list[Slot], eog_check, lazy_start=None) -> Admission:
         prompt = handle.request.prompt
         key = handle.request.cache_key
 
@@ -130,9 +130,9 @@ class Scheduler:
             slot.busy = True
             slot.cache_key = key
             slot.last_used = self._tick()
-            grammar = handle.request.grammar
-            constraint = constraint_for(grammar) if grammar and constraint_for else None
-            lazy = lazy_start if handle.request.lazy_grammar else None
+            proto = handle.request.constraint
+            constraint = proto.clone() if proto is not None else None
+            lazy = lazy_start if handle.request.lazy_constraints else None
             seq = Sequence(handle, index, slot.index, eog_check, constraint, lazy)
             sequences.append(seq)
         leader = sequences[0]

@@ -8,6 +8,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from chatport.engine.sampler import SamplerState, SamplingParams
 from chatport.engine.text import StopMatcher, Utf8Assembler
@@ -55,10 +56,10 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     priority: int = 1  # 0 runs first, 2 last; FIFO within a priority
     cache_key: str | None = None
-    grammar: str | None = None  # llguidance grammar every choice must follow
-    # ((trigger, grammar), ...): decode freely until the output contains a trigger, then
+    constraint: Any = None  # compiled grammar (engine.constraint.Constraint) every choice follows
+    # ((trigger, constraint), ...): decode freely until the output contains a trigger, then
     # follow that trigger's grammar (the earliest trigger in the output wins)
-    lazy_grammar: tuple[tuple[str, str], ...] | None = None
+    lazy_constraints: tuple[tuple[str, Any], ...] | None = None
 
 
 class RequestHandle:
@@ -154,7 +155,7 @@ class Sequence:
         self._pending_logprobs: deque[tuple[int, TokenLogprob]] = deque()
         self.finish_reason: str | None = None
         self.constraint = constraint
-        self._lazy = request.lazy_grammar if lazy_start is not None else None
+        self._lazy = request.lazy_constraints if lazy_start is not None else None
         self._lazy_start = lazy_start
         self._recent = ""  # output tail, searched for the lazy grammar's trigger
 
@@ -197,7 +198,7 @@ class Sequence:
             longest = max(len(trigger) for trigger, _ in self._lazy)
             self._recent = self._recent[-(longest - 1) :] if longest > 1 else ""
             return
-        at, trigger, grammar = min(found)
+        at, trigger, grammar = min(found, key=lambda hit: hit[0])
         # The rest of the output must follow the grammar, starting right after the trigger.
         self.constraint = self._lazy_start(grammar, self._recent[at + len(trigger) :])
         self._recent = ""

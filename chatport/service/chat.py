@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatport.engine.constraint import Constraint
 from chatport.engine.sampler import SamplingParams
 from chatport.engine.sequence import EngineFailure, GenerationRequest, QueueFull, QueueTimeout, RequestHandle
 from chatport.protocol import responses as rs
@@ -28,8 +29,16 @@ from chatport.service.checks import check_request
 from chatport.service.messages import to_template_messages
 from chatport.service.models import ModelRegistry, ServedModel
 from chatport.service.stored import StoredCompletions
-from chatport.service.structured import grammar_for
-from chatport.service.tools import ToolCallParser, ToolPlan, add_tools_to_messages, grammars_for, plan_tools, tool_call_entry
+from chatport.service.structured import grammar_for, schema_error
+from chatport.service.tools import (
+    ToolCallParser,
+    ToolPlan,
+    add_tools_to_messages,
+    grammars_for,
+    plan_tools,
+    tool_call_entry,
+    tools_error,
+)
 
 _PRIORITY = {"priority": 0, "flex": 2}
 _OBFUSCATION_CHARS = string.ascii_letters + string.digits
@@ -157,13 +166,14 @@ class ChatService:
             request.messages, model=model.id, developer_as_system=not model.template.knows_developer_role
         )
         grammar = grammar_for(request, model, messages)
+        grammar_error = schema_error(request) if grammar else None
         tools = plan_tools(request)
         lazy = None
         template_tools = None
         if tools is not None and tools.active:
             tool_grammar, lazy = grammars_for(tools, model)
             if tool_grammar is not None:
-                grammar = tool_grammar  # a call is required: the call grammar rules from the start
+                grammar, grammar_error = tool_grammar, tools_error  # a call is required from the first token
             elif grammar is not None:
                 lazy = None  # a structured answer and its grammar win over optional calls
             messages = add_tools_to_messages(messages, tools, model.template.knows_tools)
@@ -182,8 +192,8 @@ class ChatService:
             stop=(request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ()),
             priority=_PRIORITY.get(tier, 1),
             cache_key=request.prompt_cache_key,
-            grammar=grammar,
-            lazy_grammar=lazy,
+            constraint=await _compile(model, grammar, grammar_error) if grammar else None,
+            lazy_constraints=tuple([(t, await _compile(model, g, tools_error)) for t, g in lazy]) if lazy else None,
         )
         return PreparedChat(
             request, model, generation, rs.random_id("chatcmpl-"), int(time.time()), tier, list(body["messages"]), tools
@@ -279,6 +289,20 @@ class ChatService:
                 yield {**base, "choices": [], "usage": choices.usage(handle)}
         finally:
             handle.cancel()
+
+
+# Grammars compile off the event loop and the engine thread; one that takes longer than
+# this is refused rather than allowed to hold anything up.
+GRAMMAR_COMPILE_SECONDS = 10.0
+
+
+async def _compile(model: ServedModel, grammar: str, error) -> Constraint:
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(Constraint, model.llama, grammar), GRAMMAR_COMPILE_SECONDS)
+    except ValueError as exc:
+        raise error(str(exc).strip().splitlines()[0]) from None
+    except asyncio.TimeoutError:
+        raise error(f"the grammar did not compile within {GRAMMAR_COMPILE_SECONDS:.0f} seconds") from None
 
 
 def _strip_fence(text: str) -> str:

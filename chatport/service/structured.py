@@ -7,7 +7,6 @@ from typing import Any
 
 import llguidance as llg
 
-from chatport.engine.constraint import check_grammar
 from chatport.protocol import requests as rq
 from chatport.protocol.errors import InvalidRequestError
 from chatport.service.models import ServedModel
@@ -46,15 +45,15 @@ def grammar_for(request: rq.ChatCompletionRequest, model: ServedModel, messages:
     if spec.strict:
         StrictSchemaCheck(name).check(schema)
     try:
-        grammar = llg.LLMatcher.grammar_from_json_schema(
-            schema, defaults={**_COMPACT, "lenient": not spec.strict}
-        )
+        return llg.LLMatcher.grammar_from_json_schema(schema, defaults={**_COMPACT, "lenient": not spec.strict})
     except ValueError as exc:
         raise _invalid(name, str(exc)) from None
-    error = check_grammar(model.llama, grammar)
-    if error:
-        raise _invalid(name, error.strip().splitlines()[0])
-    return grammar
+
+
+def schema_error(request: rq.ChatCompletionRequest):
+    """How a response_format grammar that does not compile is reported."""
+    name = request.response_format.json_schema.name if isinstance(request.response_format, rq.ResponseFormatJSONSchema) else "json_object"
+    return lambda detail: _invalid(name, detail)
 
 
 def _invalid(name: str, detail: str) -> InvalidRequestError:

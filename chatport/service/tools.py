@@ -18,7 +18,6 @@ from typing import Any
 
 import llguidance as llg
 
-from chatport.engine.constraint import check_grammar
 from chatport.protocol import requests as rq
 from chatport.protocol.errors import InvalidRequestError
 from chatport.protocol.responses import random_id
@@ -355,11 +354,11 @@ def grammars_for(plan: ToolPlan, model: ServedModel) -> tuple[str | None, tuple[
             lazy += ((CALL_OPEN, call_grammar(plan, model, after=CALL_OPEN)), *((opener, bare) for opener in BARE_OPENS))
         if any(c.name in plan.callable for c in plan.customs):
             lazy += ((CUSTOM_OPEN, call_grammar(plan, model, after=CUSTOM_OPEN)),)
-    for g in [grammar] if grammar else [g for _, g in lazy]:
-        error = check_grammar(model.llama, g)
-        if error:
-            raise InvalidRequestError(f"Invalid tool definitions: {error.strip().splitlines()[0]}", param="tools", code=None)
     return grammar, lazy
+
+
+def tools_error(detail: str) -> InvalidRequestError:
+    return InvalidRequestError(f"Invalid tool definitions: {detail}", param="tools", code=None)
 
 
 # --- output ---------------------------------------------------------------------------
