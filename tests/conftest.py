@@ -150,6 +150,8 @@ def qwen_server(tmp_path_factory) -> Iterator[Server]:
     from tests.support.qwen import qwen_gguf
 
     path = qwen_gguf(str(tmp_path_factory.getbasetemp().parent / "chatport-models"))
-    srv = start_server(str(tmp_path_factory.mktemp("qwen")), "--model", path, "--model-id", QWEN, "--max-seqs", "4")
+    srv = start_server(
+        str(tmp_path_factory.mktemp("qwen")), "--model", path, "--model-id", QWEN, "--max-seqs", "4", "--alias", "gpt-4o=" + QWEN
+    )
     yield srv
     stop_server(srv)

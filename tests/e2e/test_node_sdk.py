@@ -25,9 +25,7 @@ def node_server(store_url, tmp_path_factory):
     stop_server(srv)
 
 
-@pytest.fixture(scope="module")
-def report(node_server):
-    server = node_server
+def run_node_checks(server) -> dict:
     if shutil.which("node") is None:
         pytest.fail("node is required for the TypeScript SDK tests")
     if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "openai")):
@@ -42,6 +40,11 @@ def report(node_server):
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def report(node_server):
+    return run_node_checks(node_server)
 
 
 def test_create(report):

@@ -1,0 +1,23 @@
+"""The same TypeScript SDK checks on Qwen2.5-Coder-0.5B-Instruct (native tool template)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.test_node_sdk import (  # noqa: F401 - re-run here against the Qwen server
+    run_node_checks,
+    test_create,
+    test_errors,
+    test_parse_with_zod_response_format,
+    test_run_tools_calls_the_function,
+    test_stream_helper,
+    test_stream_with_usage,
+    test_stored_completions_with_for_await_pagination,
+)
+
+pytestmark = pytest.mark.node
+
+
+@pytest.fixture(scope="module")
+def report(qwen_server):
+    return run_node_checks(qwen_server)
