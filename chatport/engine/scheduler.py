@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chatport.engine.sequence import Phase, QueueFull, QueueTimeout, RequestHandle, Sequence
+from chatport.engine.sequence import Phase, QueueFull, RequestHandle, Sequence
 
 PRIORITIES = 3
 

@@ -414,7 +414,7 @@ class ToolCallParser:
 
     def finish(self) -> tuple[str, list[ParsedCall]]:
         """What is left when generation ends: a bare call, or text (an unfinished call stays text)."""
-        buffer, in_call, bare = self._buffer, self._in_call, self._bare
+        buffer, bare = self._buffer, self._bare
         self._buffer, self._in_call, self._bare = "", False, False
         if bare:
             try:
