@@ -155,3 +155,11 @@ def qwen_server(tmp_path_factory) -> Iterator[Server]:
     )
     yield srv
     stop_server(srv)
+
+
+@pytest.fixture(params=["smollm2", "qwen"])
+def model_target(request) -> tuple[Server, str]:
+    """(server, model id) for each model under test."""
+    if request.param == "smollm2":
+        return request.getfixturevalue("server"), MODEL
+    return request.getfixturevalue("qwen_server"), QWEN

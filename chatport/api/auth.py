@@ -42,7 +42,6 @@ class Authenticator:
         project = await self._stored_project(token)
         if project is None:
             raise AuthenticationError(f"Incorrect API key provided: {_redact(token)}.", code="invalid_api_key")
-        request.state.project = project
         return project
 
     async def _stored_keys_exist(self) -> bool:

@@ -61,26 +61,30 @@ def _eog_bias(model_path: str) -> dict[str, int]:
     return bias
 
 
-async def _levels(server_name: str, base_url: str, opts: BenchOptions, bias: dict, progress: Progress) -> list[LevelResult]:
-    out = []
-    for concurrency in opts.concurrency:
-        before = _engine_seconds(base_url)
-        level = await run_level(
-            base_url=base_url,
-            server=server_name,
-            model=opts.model,
-            concurrency=concurrency,
-            requests=max(opts.requests, concurrency),
-            max_tokens=opts.max_tokens,
-            extra_body={"logit_bias": bias},
-            progress=progress,
-        )
-        after = _engine_seconds(base_url)
-        if before and after and after[0] > before[0]:
-            step, decode = after[0] - before[0], after[1] - before[1]
-            level.extra["python_share_of_step"] = round((step - decode) / step, 4)
-        out.append(level)
-    return out
+async def _measured_level(
+    name: str, url: str, opts: BenchOptions, concurrency: int, extra_body: dict, progress: Progress
+) -> LevelResult:
+    """One load level, with chatport's Python share of each step read from /metrics."""
+    before = _engine_seconds(url)
+    level = await run_level(
+        base_url=url,
+        server=name,
+        model=opts.model,
+        concurrency=concurrency,
+        requests=max(opts.requests, concurrency),
+        max_tokens=opts.max_tokens,
+        extra_body=extra_body,
+        progress=progress,
+    )
+    after = _engine_seconds(url)
+    if before and after and after[0] > before[0]:
+        step, decode = after[0] - before[0], after[1] - before[1]
+        level.extra["python_share_of_step"] = round((step - decode) / step, 4)
+    return level
+
+
+async def _levels(name: str, url: str, opts: BenchOptions, bias: dict, progress: Progress) -> list[LevelResult]:
+    return [await _measured_level(name, url, opts, c, {"logit_bias": bias}, progress) for c in opts.concurrency]
 
 
 def run(opts: BenchOptions, command: str) -> dict[str, Any]:
@@ -122,20 +126,10 @@ def run(opts: BenchOptions, command: str) -> dict[str, Any]:
                 levels += asyncio.run(_levels(name, url, opts, bias, progress))
             if opts.constrained:
                 name, url = targets[0]
-                top = max(opts.concurrency)
-                before = _engine_seconds(url)
-                level = asyncio.run(
-                    run_level(
-                        base_url=url, server=f"{name} + json_schema", model=opts.model, concurrency=top,
-                        requests=max(opts.requests, top), max_tokens=opts.max_tokens,
-                        extra_body={"logit_bias": bias, "response_format": STORY_FORMAT}, progress=progress,
-                    )
+                body = {"logit_bias": bias, "response_format": STORY_FORMAT}
+                levels.append(
+                    asyncio.run(_measured_level(f"{name} + json_schema", url, opts, max(opts.concurrency), body, progress))
                 )
-                after = _engine_seconds(url)
-                if before and after and after[0] > before[0]:
-                    step, decode = after[0] - before[0], after[1] - before[1]
-                    level.extra["python_share_of_step"] = round((step - decode) / step, 4)
-                levels.append(level)
             if opts.prefix:
                 name, url = targets[0]
                 results["shared_prefix"] = asyncio.run(shared_prefix_ttft(base_url=url, model=opts.model))

@@ -15,7 +15,7 @@ MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 
 
-def unavailable(exc: Exception | None = None) -> APIError:
+def unavailable() -> APIError:
     return OverloadedError(
         "The stored completions database is unavailable right now; requests without store=true are unaffected. "
         "Please retry later.",
@@ -124,14 +124,14 @@ class StoredCompletions:
     async def ping(self) -> None:
         try:
             await self.store.db.ping()
-        except StoreUnavailable as exc:
-            raise unavailable(exc) from None
+        except StoreUnavailable:
+            raise unavailable() from None
 
     async def save(self, project: str, completion: dict[str, Any], metadata: dict[str, str], messages: list[dict[str, Any]]) -> None:
         try:
             await self.store.save(project, completion, metadata, [stored_message(m) for m in messages])
-        except StoreUnavailable as exc:
-            raise unavailable(exc) from None
+        except StoreUnavailable:
+            raise unavailable() from None
 
     async def list(self, project: str, query: list[tuple[str, str]]) -> dict[str, Any]:
         params = dict(query)
@@ -147,15 +147,15 @@ class StoredCompletions:
             raise InvalidRequestError(
                 f"Invalid 'after': no stored chat completion has the id '{after}'.", param="after", code="invalid_value"
             ) from None
-        except StoreUnavailable as exc:
-            raise unavailable(exc) from None
+        except StoreUnavailable:
+            raise unavailable() from None
         return page(result)
 
     async def retrieve(self, project: str, completion_id: str) -> dict[str, Any]:
         try:
             found = await self.store.get(project, completion_id)
-        except StoreUnavailable as exc:
-            raise unavailable(exc) from None
+        except StoreUnavailable:
+            raise unavailable() from None
         if found is None:
             raise not_found(completion_id)
         return found
@@ -180,8 +180,8 @@ class StoredCompletions:
         check_metadata(metadata)
         try:
             updated = await self.store.update_metadata(project, completion_id, metadata)
-        except StoreUnavailable as exc:
-            raise unavailable(exc) from None
+        except StoreUnavailable:
+            raise unavailable() from None
         if updated is None:
             raise not_found(completion_id)
         return updated
@@ -189,8 +189,8 @@ class StoredCompletions:
     async def delete(self, project: str, completion_id: str) -> dict[str, Any]:
         try:
             deleted = await self.store.delete(project, completion_id)
-        except StoreUnavailable as exc:
-            raise unavailable(exc) from None
+        except StoreUnavailable:
+            raise unavailable() from None
         if not deleted:
             raise not_found(completion_id)
         return {"object": "chat.completion.deleted", "id": completion_id, "deleted": True}
@@ -212,8 +212,8 @@ class StoredCompletions:
             position = int(tail)
         try:
             result = await self.store.messages(project, completion_id, after=position, limit=limit, order=order)
-        except StoreUnavailable as exc:
-            raise unavailable(exc) from None
+        except StoreUnavailable:
+            raise unavailable() from None
         if result is None:
             raise not_found(completion_id)
         return page(result)

@@ -35,13 +35,9 @@ def schema_format(schema, strict=True, name="color"):
     return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": strict}}
 
 
-@pytest.fixture(params=["smollm2", "qwen"])
-def any_model(request):
-    """(async client, model id) for each model under test."""
-    if request.param == "smollm2":
-        server, model = request.getfixturevalue("server"), MODEL
-    else:
-        server, model = request.getfixturevalue("qwen_server"), QWEN
+@pytest.fixture
+def any_model(model_target):
+    server, model = model_target
     return openai.AsyncOpenAI(base_url=server.api, api_key="x", max_retries=0, timeout=600), model
 
 

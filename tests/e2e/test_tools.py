@@ -46,13 +46,9 @@ SCHEMAS = {t["function"]["name"]: t["function"]["parameters"] for t in (WEATHER,
 ASK = [{"role": "user", "content": "What's the weather like in Paris, and what time is it there?"}]
 
 
-@pytest.fixture(params=["smollm2", "qwen"])
-def target(request):
-    """(client, model id) for each model under test."""
-    if request.param == "smollm2":
-        server, model = request.getfixturevalue("server"), MODEL
-    else:
-        server, model = request.getfixturevalue("qwen_server"), QWEN
+@pytest.fixture
+def target(model_target):
+    server, model = model_target
     return OpenAI(base_url=server.api, api_key="x", max_retries=0, timeout=300), model
 
 
