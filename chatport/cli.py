@@ -57,8 +57,8 @@ def serve(
     """Serve the Chat Completions API (default: SmolLM2-135M-Instruct)."""
     import uvicorn
 
-    from chatport.api.app import create_app
-    from chatport.service.models import ModelRegistry, load_served_model
+    from chatport.server import build_app, load_model
+    from chatport.service.models import ModelRegistry
     from chatport.store.database import describe
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -72,10 +72,11 @@ def serve(
             TextColumn("loading [bold]{task.description}"), BarColumn(), TaskProgressColumn(), console=console, transient=False
         ) as progress:
             task = progress.add_task(source.id, total=1.0)
-            served = load_served_model(source.path, source.id, config, progress=lambda v: progress.update(task, completed=v))
+            served = load_model(source.path, source.id, config, progress=lambda v: progress.update(task, completed=v))
             progress.update(task, completed=1.0)
         registry.add(served)
-        console.print(f"serving [bold]{served.id}[/] from {source.path} (context {served.context_limit} tokens, {max_seqs} sequences)")
+        context = served.capabilities.context_length
+        console.print(f"serving [bold]{served.id}[/] from {source.path} (context {context} tokens, {max_seqs} sequences)")
     for name, target in _aliases(alias):
         try:
             registry.alias(name, target)
@@ -85,7 +86,7 @@ def serve(
         console.print(f"API keys required ({len(keys)} configured)")
     database = _database(store)
     console.print(f"stored completions: {describe(database.url)}")
-    api = create_app(registry, api_keys=keys, database=database, max_body_bytes=max_body_mb * 1024 * 1024)
+    api = build_app(registry, api_keys=keys, database=database, max_body_bytes=max_body_mb * 1024 * 1024)
     uvicorn.run(api, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 

@@ -68,6 +68,21 @@ def stop_server(server: Server) -> None:
 
 
 @pytest.fixture(scope="session")
+def vocab():
+    """The default model's vocabulary (loaded without weights), for token ids in requests."""
+    from chatport.catalog import default_model
+    from chatport.engine.llama import LlamaModel
+
+    return LlamaModel(default_model().path, vocab_only=True)
+
+
+@pytest.fixture(scope="session")
+def eog_bias(vocab) -> dict[str, int]:
+    """A logit_bias that bans every end-of-generation token: the model talks to max_tokens."""
+    return {str(int(t)): -100 for t in vocab.eog_mask.nonzero()[0]}
+
+
+@pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Iterator[Server]:
     srv = start_server(str(tmp_path_factory.mktemp("srv")), "--alias", "gpt-4o=" + MODEL, "--alias", "gpt-4=" + MODEL)
     yield srv

@@ -25,13 +25,13 @@ class EngineCollector(Collector):
         decode = CounterMetricFamily("chatport_decode_seconds", "Time inside llama_decode", labels=["model"])
         total = CounterMetricFamily("chatport_step_seconds", "Time of whole engine steps", labels=["model"])
         for model in self.models.listed():
-            engine = model.engine
-            running.add_metric([model.id], len(engine.scheduler.running))
-            waiting.add_metric([model.id], engine.scheduler.n_waiting)
-            steps.add_metric([model.id], engine.stats.steps)
-            tokens.add_metric([model.id], engine.stats.tokens)
-            decode.add_metric([model.id], engine.stats.decode_seconds)
-            total.add_metric([model.id], engine.stats.total_seconds)
+            stats = model.backend.stats()
+            running.add_metric([model.id], stats.running)
+            waiting.add_metric([model.id], stats.waiting)
+            steps.add_metric([model.id], stats.steps)
+            tokens.add_metric([model.id], stats.tokens)
+            decode.add_metric([model.id], stats.decode_seconds)
+            total.add_metric([model.id], stats.step_seconds)
         yield from (running, waiting, steps, tokens, decode, total)
 
 

@@ -21,11 +21,11 @@ def raw_decode(model_path: str, batch: int, tokens: int, *, threads: int = 0, ct
     context = model.new_context(
         n_ctx_per_seq=ctx, n_seq_max=batch, n_batch=512, n_threads=threads or os.cpu_count() or 1
     )
-    prompt = model.tokenize("<|im_start|>user\nWrite a story about a lighthouse.<|im_end|>\n<|im_start|>assistant\n")
+    prompt = model.tokenize("<|im_start|>user\nWrite a story about a lighthouse.<|im_end|>\n<|im_start|>assistant\n", special=True)
     b = context.batch
     b.clear()
     for seq in range(batch):
-        b.add(prompt, 0, seq, True)
+        b.add(prompt, 0, seq, n_logits=1)
     logits = context.decode()
     nxt = logits.argmax(axis=1)
     pos = len(prompt)
@@ -33,7 +33,7 @@ def raw_decode(model_path: str, batch: int, tokens: int, *, threads: int = 0, ct
     for _ in range(tokens):
         b.clear()
         for seq in range(batch):
-            b.add([int(nxt[seq])], pos, seq, True)
+            b.add([int(nxt[seq])], pos, seq, n_logits=1)
         logits = context.decode()
         nxt = np.asarray(logits).argmax(axis=1)
         pos += 1

@@ -1,39 +1,75 @@
-"""The engine: one thread that owns a llama.cpp context and steps every live sequence.
+"""The engine: one thread that owns a model context and steps every live sequence.
 
-Callers submit from the event loop and read outputs from their handle; all llama.cpp
-state is touched from the engine thread only, so no lock guards it.
+Callers submit from the event loop and read outputs from their handle; all model state is
+touched from the engine thread only, so no lock guards it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
+from chatport.engine.batch import Entry, StepPlan, TokenBatch
 from chatport.engine.constraint import Constraint, step_masks
-from chatport.engine.llama import LlamaContext, LlamaModel
+from chatport.engine.handle import RequestHandle, deliver_step
 from chatport.engine.sampler import TokenChoice, sample
 from chatport.engine.scheduler import Scheduler
-from chatport.engine.sequence import (
+from chatport.engine.sequence import Phase, Sequence, TokenTable
+from chatport.engine.text import token_display
+from chatport.protocol.backend import (
+    BackendFailure,
+    BackendStats,
     ChoiceDelta,
-    EngineFailure,
     GenerationRequest,
-    Phase,
     QueueFull,
     QueueTimeout,
-    RequestHandle,
-    Sequence,
     TokenLogprob,
 )
-from chatport.engine.text import token_display
+from chatport.protocol.prompt import MediaChunk
 
 log = logging.getLogger("chatport.engine")
 
-__all__ = ["Engine", "EngineConfig", "QueueFull", "QueueTimeout"]
+Logits = npt.NDArray[np.float32]
+# Proposes draft tokens for a decoding sequence (verified by the next step); none by default.
+Drafter = Callable[[Sequence], list[int]]
+
+
+class ModelContext(Protocol):
+    """What the engine needs of a model context (``llama.LlamaContext``)."""
+
+    @property
+    def batch(self) -> TokenBatch: ...
+
+    @property
+    def batch_capacity(self) -> int: ...
+
+    def decode(self) -> Logits:
+        """Run the batch; the logits rows it asked for, in order."""
+        ...
+
+    def decode_media(self, chunk: MediaChunk, seq_id: int, start_pos: int) -> None: ...
+
+    def remove(self, seq_id: int, from_pos: int) -> None:
+        """Drop the sequence's KV cells at positions >= from_pos."""
+        ...
+
+    def copy_sequence(self, src: int, dst: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class EngineVocab(TokenTable, Protocol):
+    @property
+    def n_vocab(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -45,56 +81,72 @@ class EngineConfig:
     queue_timeout: float = 60.0  # seconds a request may wait for a slot
     threads: int = 0  # 0: every core
 
-    def resolved_threads(self) -> int:
-        return self.threads or os.cpu_count() or 1
-
 
 @dataclass
-class StepStats:
+class StepCounters:
     steps: int = 0
-    decode_seconds: float = 0.0
-    total_seconds: float = 0.0
     tokens: int = 0
+    decode_seconds: float = 0.0
+    step_seconds: float = 0.0
 
 
 class Engine:
-    def __init__(self, model: LlamaModel, config: EngineConfig) -> None:
-        self.model = model
-        self.config = config
-        ctx_size = min(config.ctx_size, model.n_ctx_train) if model.n_ctx_train > 0 else config.ctx_size
-        self.context: LlamaContext = model.new_context(
-            n_ctx_per_seq=ctx_size,
-            n_seq_max=config.max_seqs,
-            n_batch=config.batch_tokens,
-            n_threads=config.resolved_threads(),
-        )
-        self.ctx_limit = self.context.n_ctx_per_seq
-        self.scheduler = Scheduler(n_slots=config.max_seqs, max_waiting=config.max_waiting)
-        self.stats = StepStats()
+    def __init__(
+        self,
+        context: ModelContext,
+        vocab: EngineVocab,
+        *,
+        ctx_limit: int,
+        max_seqs: int,
+        max_waiting: int,
+        queue_timeout: float,
+        drafter: Drafter | None = None,
+    ) -> None:
+        self.context = context
+        self.vocab = vocab
+        self.ctx_limit = ctx_limit
+        self.max_seqs = max_seqs
+        self.queue_timeout = queue_timeout
+        self.scheduler = Scheduler(n_slots=max_seqs, max_waiting=max_waiting)
+        self.counters = StepCounters()
+        self._drafter = drafter
         self._inbox: queue.SimpleQueue[RequestHandle] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stopping = False
-        self._eog = model.eog_mask
         self._thread = threading.Thread(target=self._run, name="chatport-engine", daemon=True)
+
+    def start(self) -> Engine:
         self._thread.start()
+        return self
 
     # --- caller side (event loop) ----------------------------------------------------
 
     def submit(self, request: GenerationRequest) -> RequestHandle:
-        if request.n > self.config.max_seqs:
-            raise ValueError(f"n={request.n} exceeds the {self.config.max_seqs} sequence slots")
-        if self.scheduler.n_waiting >= self.config.max_waiting:
+        if request.n > self.max_seqs:
+            raise ValueError(f"n={request.n} exceeds the {self.max_seqs} sequence slots")
+        if self.scheduler.n_waiting >= self.scheduler.max_waiting:
             raise QueueFull("queue full")
-        handle = RequestHandle(request, asyncio.get_running_loop())
-        handle._on_cancel.append(lambda _h: self._wake.set())
+        handle = RequestHandle(request, asyncio.get_running_loop(), on_cancel=self._wake.set)
         self._inbox.put(handle)
         self._wake.set()
         return handle
 
+    def stats(self) -> BackendStats:
+        c = self.counters
+        return BackendStats(
+            running=len(self.scheduler.running),
+            waiting=self.scheduler.n_waiting,
+            steps=c.steps,
+            tokens=c.tokens,
+            decode_seconds=c.decode_seconds,
+            step_seconds=c.step_seconds,
+        )
+
     def shutdown(self) -> None:
         self._stopping = True
         self._wake.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
         self.context.close()
 
     # --- engine thread -----------------------------------------------------------------
@@ -102,18 +154,138 @@ class Engine:
     def _run(self) -> None:
         while not self._stopping:
             self._take_inbox()
-            self.scheduler.drop_cancelled()
-            for handle in self.scheduler.expire_waiting(self.config.queue_timeout, time.monotonic()):
-                handle.deliver(QueueTimeout("queue timeout"))
+            self._drop_stale()
             if not self.scheduler.has_work():
                 self._wake.wait()
                 self._wake.clear()
                 continue
+            started = time.perf_counter()
             try:
-                self._step()
+                self.step()
             except Exception as exc:  # the failure is the live requests', not the server's
                 log.exception("engine step failed")
-                self._fail_running(EngineFailure(str(exc)))
+                self._fail_running(BackendFailure(str(exc)))
+            self.counters.step_seconds += time.perf_counter() - started
+
+    def step(self) -> None:
+        self._admit()
+        plan = self.scheduler.plan(self.context.batch_capacity)
+        logits = self._decode(plan)
+        self._sample(plan, logits)
+        outputs = self._advance(plan)
+        self._emit(outputs)
+
+    # --- the six phases -------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        """Give waiting requests their slots, with whatever prefix KV can be reused."""
+        for admission in self.scheduler.admit(self._new_sequence):
+            leader = admission.leader
+            if admission.copy_from is not None:
+                self.context.copy_sequence(admission.copy_from, leader.slot_id)
+            self.context.remove(leader.slot_id, leader.position(admission.reuse))
+            leader.handle.admitted(cached_tokens=admission.reuse)
+
+    def _decode(self, plan: StepPlan) -> Logits:
+        """Media chunks first (each in its own decode), then the token batch."""
+        started = time.perf_counter()
+        for media in plan.media:
+            seq = media.seq
+            self.context.decode_media(media.chunk, seq.slot_id, seq.position(media.first_cell))
+        logits = np.empty((0, self.vocab.n_vocab), dtype=np.float32)
+        if plan.n_tokens:
+            plan.fill(self.context.batch)
+            logits = self.context.decode()
+        self.counters.decode_seconds += time.perf_counter() - started
+        return logits
+
+    def _sample(self, plan: StepPlan, logits: Logits) -> None:
+        """Pick each entry's tokens into its sequence's state. A draft is verified in
+        rounds: row i + 1 is sampled, with penalties and grammar advanced by the pick of
+        row i, only while the picks match the draft, so the output is exactly what
+        sampling one token per step would give."""
+        active = [e for e in plan.entries if e.rows]
+        depth = 0
+        while active:
+            self._apply_masks([e.seq for e in active])
+            choices = sample(logits, [e.seq.sampler for e in active], [e.rows[depth] for e in active])
+            still = []
+            for entry, choice in zip(active, choices, strict=True):
+                entry.seq.append(choice.token)
+                entry.picks.append(choice)
+                more = depth + 1 < len(entry.rows) and choice.token == entry.draft[depth]
+                if more and entry.seq.can_continue():
+                    still.append(entry)
+            active, depth = still, depth + 1
+        self.counters.tokens += sum(len(e.picks) for e in plan.entries)
+
+    def _advance(self, plan: StepPlan) -> dict[RequestHandle, list[ChoiceDelta]]:
+        """Count what the KV now holds, fork choices, turn picks into output, end
+        finished sequences and propose the next drafts."""
+        for media in plan.media:
+            media.seq.num_computed += media.chunk.n_cells
+        outputs: dict[RequestHandle, list[ChoiceDelta]] = {}
+        for entry in plan.entries:
+            seq = entry.seq
+            self._count_computed(entry)
+            for at, choice in enumerate(entry.picks):
+                delta = seq.accept(choice.token, self._logprob(choice))
+                if delta is not None:
+                    outputs.setdefault(seq.handle, []).append(delta)
+                if seq.phase is Phase.FINISHED:
+                    # Picks past the end (a stop sequence inside an accepted draft) never happened.
+                    seq.rollback(len(seq.tokens) - (len(entry.picks) - at - 1))
+                    self.scheduler.release(seq)
+                    break
+            if seq.phase is Phase.DECODE:
+                seq.draft = self._drafter(seq) if self._drafter is not None else []
+        self.counters.steps += 1
+        return outputs
+
+    def _emit(self, outputs: dict[RequestHandle, list[ChoiceDelta]]) -> None:
+        deliver_step(outputs)
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _count_computed(self, entry: Entry) -> None:
+        seq = entry.seq
+        if entry.fork_of is not None:
+            leader = entry.fork_of
+            self.context.copy_sequence(leader.slot_id, seq.slot_id)
+            seq.num_computed = leader.prompt_len
+            seq.phase = Phase.DECODE
+            return
+        # Cells of rejected draft tokens hold KV that must go: the next step recomputes
+        # from the last accepted token.
+        accepted_draft = max(len(entry.picks) - 1, 0) if entry.draft else 0
+        seq.num_computed += len(entry.tokens) - len(entry.draft) + accepted_draft
+        if accepted_draft < len(entry.draft):
+            self.context.remove(seq.slot_id, seq.position(seq.num_computed))
+        if seq.phase is Phase.PREFILL and seq.num_computed >= seq.prompt_len:
+            seq.phase = Phase.DECODE
+
+    def _apply_masks(self, seqs: list[Sequence]) -> None:
+        constrained = [s for s in seqs if s.constraint is not None]
+        for seq in seqs:
+            seq.sampler.allowed = None
+        if constrained:
+            masks = step_masks([_constraint(s) for s in constrained], self.vocab.n_vocab)
+            for seq, mask in zip(constrained, masks, strict=True):
+                seq.sampler.allowed = mask
+
+    def _new_sequence(self, handle: RequestHandle, index: int, slot_id: int) -> Sequence:
+        return Sequence(handle, index, slot_id, self.vocab, self.ctx_limit)
+
+    def _logprob(self, choice: TokenChoice) -> TokenLogprob | None:
+        if choice.logprob is None:
+            return None
+
+        def entry(token: int, logprob: float, top: list[TokenLogprob]) -> TokenLogprob:
+            data = self.vocab.piece(token)
+            return TokenLogprob(token_display(data), list(data), logprob, top)
+
+        top = [entry(t, lp, []) for t, lp in (choice.top or [])]
+        return entry(choice.token, choice.logprob, top)
 
     def _take_inbox(self) -> None:
         while True:
@@ -124,92 +296,22 @@ class Engine:
             try:
                 self.scheduler.enqueue(handle)
             except QueueFull as failure:
-                handle.deliver(failure)
+                handle.fail(failure)
 
-    def _is_eog(self, token: int) -> bool:
-        return bool(self._eog[token])
+    def _drop_stale(self) -> None:
+        self.scheduler.drop_cancelled()
+        for handle in self.scheduler.expire_waiting(self.queue_timeout, time.monotonic()):
+            handle.fail(QueueTimeout("queue timeout"))
 
-    def _step(self) -> None:
-        started = time.perf_counter()
-        for admission in self.scheduler.admit(self._is_eog, self._lazy_constraint):
-            slot = admission.leader.slot
-            if admission.copy_from is not None:
-                self.context.copy_sequence(admission.copy_from, slot)
-            self.context.forget(slot, admission.reuse)
-            admission.leader.handle.mark_admitted()
-        batch = self.context.batch
-        batch.clear()
-        planned = self.scheduler.plan(batch.capacity)
-        if not planned:
-            return
-        for item in planned:
-            seq = item.seq
-            batch.add(seq.next_chunk(item.count), seq.computed, seq.slot, item.row is not None)
-        decode_started = time.perf_counter()
-        logits = self.context.decode()
-        self.stats.decode_seconds += time.perf_counter() - decode_started
-
-        to_sample: list[Sequence] = []
-        rows: list[int] = []
-        for item in planned:
-            seq = item.seq
-            seq.computed += item.count
-            if item.row is None:
-                continue
-            if seq.phase is Phase.PREFILL:
-                seq.phase = Phase.DECODE
-                for follower in self.scheduler.followers_of(seq):
-                    self.context.copy_sequence(seq.slot, follower.slot)
-                    follower.computed = seq.computed
-                    follower.phase = Phase.DECODE
-                    to_sample.append(follower)
-                    rows.append(item.row)
-            to_sample.append(seq)
-            rows.append(item.row)
-
-        constrained = [s for s in to_sample if s.constraint is not None]
-        if constrained:
-            masks = step_masks([s.constraint for s in constrained], self.model.n_vocab)
-            for seq, mask in zip(constrained, masks):
-                seq.sampler.allowed = mask
-        choices = sample(logits, [s.sampler for s in to_sample], rows) if to_sample else []
-        outputs: dict[int, tuple[RequestHandle, list[ChoiceDelta]]] = {}
-        for seq, choice in zip(to_sample, choices):
-            delta = seq.accept(
-                choice.token, self.model.token_bytes[choice.token], self._logprob(choice), self.ctx_limit
-            )
-            if seq.phase is Phase.FINISHED:
-                self.scheduler.finish(seq)
-            if delta is not None:
-                outputs.setdefault(seq.handle.id, (seq.handle, []))[1].append(delta)
-        RequestHandle.deliver_step(list(outputs.values()))
-        self.stats.steps += 1
-        self.stats.tokens += len(to_sample)
-        self.stats.total_seconds += time.perf_counter() - started
-
-    def _lazy_constraint(self, compiled: Constraint, already_written: str) -> Constraint:
-        constraint = compiled.clone()
-        # Text the triggering token carried past the trigger is already output: the
-        # grammar has to account for it before it picks the next token.
-        for token in self.model.tokenize(already_written, parse_special=False) if already_written else ():
-            constraint.advance(token)
-        return constraint
-
-    def _logprob(self, choice: TokenChoice) -> TokenLogprob | None:
-        if choice.logprob is None:
-            return None
-        table = self.model.token_bytes
-
-        def entry(token: int, logprob: float, top: list[TokenLogprob]) -> TokenLogprob:
-            data = table[token]
-            return TokenLogprob(token_display(data), list(data), logprob, top)
-
-        top = [entry(t, lp, []) for t, lp in (choice.top or [])]
-        return entry(choice.token, choice.logprob, top)
-
-    def _fail_running(self, failure: EngineFailure) -> None:
-        handles = {s.handle.id: s.handle for s in self.scheduler.running}
+    def _fail_running(self, failure: BackendFailure) -> None:
+        handles = {s.handle for s in self.scheduler.running}
         for seq in list(self.scheduler.running):
-            self.scheduler.finish(seq)
-        for handle in handles.values():
-            handle.deliver(failure)
+            seq.finish(None)
+            self.scheduler.release(seq)
+        for handle in handles:
+            handle.fail(failure)
+
+
+def _constraint(seq: Sequence) -> Constraint:
+    assert seq.constraint is not None
+    return seq.constraint

@@ -9,11 +9,17 @@ import ctypes
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from functools import cached_property
 
 import llama_cpp as lc
-from llama_cpp import _logger as llama_logger
+import llguidance as llg
+import llguidance.llamacpp as llg_llamacpp
 import numpy as np
+import numpy.typing as npt
+from llama_cpp import _logger as llama_logger
+
+from chatport.protocol.backend import BackendFailure
+from chatport.protocol.prompt import MediaChunk
 
 _backend_lock = threading.Lock()
 _backend_ready = False
@@ -35,13 +41,16 @@ class ModelLoadError(RuntimeError):
 
 
 class LlamaModel:
-    """A GGUF model's weights and vocabulary, shared by every context made from it."""
+    """A GGUF model's weights and vocabulary, shared by every context made from it.
 
-    def __init__(self, path: str, progress: Callable[[float], None] | None = None) -> None:
+    ``vocab_only`` loads the vocabulary and metadata without the weights (tokenizer tests)."""
+
+    def __init__(self, path: str, progress: Callable[[float], None] | None = None, *, vocab_only: bool = False) -> None:
         if not os.path.isfile(path):
             raise ModelLoadError(f"no such model file: {path}")
         _init_backend()
         params = lc.llama_model_default_params()
+        params.vocab_only = vocab_only
         # Weight repacking (AMX / repacked CPU kernels) crashes multi-token decodes with
         # this llama.cpp build on AVX-512/AMX hosts; plain kernels are correct everywhere.
         params.use_extra_bufts = False
@@ -64,7 +73,8 @@ class LlamaModel:
         self.token_bytes = [self._piece(t) for t in range(self.n_vocab)]
         self.eog_mask = np.array([lc.llama_vocab_is_eog(self._vocab, t) for t in range(self.n_vocab)], dtype=bool)
         self.bos_id = lc.llama_vocab_bos(self._vocab)
-        self.eos_id = lc.llama_vocab_eos(self._vocab)
+        self._llg_lock = threading.Lock()
+        self._lltokenizer: llg.LLTokenizer | None = None
 
     def _read_metadata(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -89,16 +99,55 @@ class LlamaModel:
         """The token's text with control tokens spelled out, for templates and prompts."""
         return self._piece(token, special=True).decode("utf-8", "replace")
 
-    def tokenize(self, text: str, *, parse_special: bool = True) -> list[int]:
+    # --- the engine's token table ---------------------------------------------------
+
+    def piece(self, token: int, *, special: bool = False) -> bytes:
+        return self._piece(token, special=True) if special else self.token_bytes[token]
+
+    def is_eog(self, token: int) -> bool:
+        return bool(self.eog_mask[token])
+
+    def tokenize_text(self, text: str) -> list[int]:
+        return self.tokenize(text, special=False)
+
+    # --------------------------------------------------------------------------------
+
+    def tokenize(self, text: str, *, special: bool) -> list[int]:
+        """``special``: match control and user-defined tokens written in the text."""
         data = text.encode("utf-8")
         capacity = len(data) + 8
         out = (lc.llama_token * capacity)()
-        n = lc.llama_tokenize(self._vocab, data, len(data), out, capacity, False, parse_special)
+        n = lc.llama_tokenize(self._vocab, data, len(data), out, capacity, False, special)
         if n < 0:
             capacity = -n
             out = (lc.llama_token * capacity)()
-            n = lc.llama_tokenize(self._vocab, data, len(data), out, capacity, False, parse_special)
+            n = lc.llama_tokenize(self._vocab, data, len(data), out, capacity, False, special)
         return list(out[:n])
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return b"".join(self.token_bytes[t] for t in tokens).decode("utf-8", "replace")
+
+    @cached_property
+    def special_tokens(self) -> dict[str, tuple[int, bool]]:
+        """Text -> (id, is a control token) of every token the tokenizer matches whole in
+        special mode: control tokens, and user-defined ones (Qwen's <tool_call>)."""
+        out: dict[str, tuple[int, bool]] = {}
+        for token in range(self.n_vocab):
+            attr = lc.llama_vocab_get_attr(self._vocab, token)
+            control = bool(attr & (lc.LLAMA_TOKEN_ATTR_CONTROL | lc.LLAMA_TOKEN_ATTR_UNKNOWN))
+            if control or attr & lc.LLAMA_TOKEN_ATTR_USER_DEFINED:
+                text = self.token_text(token)
+                if text and text not in out:
+                    out[text] = (token, control)
+        return out
+
+    @property
+    def lltokenizer(self) -> llg.LLTokenizer:
+        """llguidance's view of the vocabulary (built once, ~0.3 s)."""
+        with self._llg_lock:
+            if self._lltokenizer is None:
+                self._lltokenizer = llg_llamacpp.lltokenizer_from_vocab(self._vocab)
+            return self._lltokenizer
 
     def new_context(self, *, n_ctx_per_seq: int, n_seq_max: int, n_batch: int, n_threads: int) -> LlamaContext:
         return LlamaContext(self, n_ctx_per_seq=n_ctx_per_seq, n_seq_max=n_seq_max, n_batch=n_batch, n_threads=n_threads)
@@ -109,14 +158,11 @@ class LlamaModel:
             self._model = None
 
 
-@dataclass
 class BatchView:
     """A llama_batch whose arrays are numpy buffers we own, filled without ctypes loops."""
 
-    capacity: int
-
-    def __post_init__(self) -> None:
-        cap = self.capacity
+    def __init__(self, capacity: int) -> None:
+        self.capacity = cap = capacity
         self.token = np.zeros(cap, dtype=np.int32)
         self.pos = np.zeros(cap, dtype=np.int32)
         self.n_seq_id = np.ones(cap, dtype=np.int32)
@@ -140,24 +186,18 @@ class BatchView:
         self.size = 0
         self.n_outputs = 0
 
-    def add(self, tokens: list[int], start_pos: int, seq_id: int, want_last_logits: bool) -> int | None:
-        """Append tokens of one sequence; returns the output row of the last token if wanted."""
+    def add(self, tokens: list[int], start_pos: int, seq_id: int, n_logits: int) -> None:
+        """Append tokens of one sequence at consecutive positions; the last ``n_logits``
+        of them produce logits rows (rows come out in the order they are added)."""
         n = len(tokens)
         lo, hi = self.size, self.size + n
         self.token[lo:hi] = tokens
         self.pos[lo:hi] = np.arange(start_pos, start_pos + n, dtype=np.int32)
         self.seq[lo:hi] = seq_id
-        self.logits[lo:hi] = 0
+        self.logits[lo : hi - n_logits] = 0
+        self.logits[hi - n_logits : hi] = 1
         self.size = hi
-        if not want_last_logits:
-            return None
-        self.logits[hi - 1] = 1
-        self.n_outputs += 1
-        return self.n_outputs - 1
-
-    @property
-    def free(self) -> int:
-        return self.capacity - self.size
+        self.n_outputs += n_logits
 
 
 class LlamaContext:
@@ -183,8 +223,9 @@ class LlamaContext:
         self.n_ctx_per_seq = lc.llama_n_ctx(self._ctx) // n_seq_max
         self.n_seq_max = n_seq_max
         self.batch = BatchView(n_batch)
+        self.batch_capacity = n_batch
 
-    def decode(self) -> np.ndarray:
+    def decode(self) -> npt.NDArray[np.float32]:
         """Run the batch; returns the logits of the rows that asked for them."""
         self.batch.raw.n_tokens = self.batch.size
         rc = lc.llama_decode(self._ctx, self.batch.raw)
@@ -196,7 +237,11 @@ class LlamaContext:
         ptr = lc.llama_get_logits(self._ctx)
         return np.ctypeslib.as_array(ptr, shape=(n, self.model.n_vocab))
 
-    def forget(self, seq_id: int, from_pos: int = 0) -> None:
+    def decode_media(self, chunk: MediaChunk, seq_id: int, start_pos: int) -> None:
+        raise BackendFailure(f"{chunk.kind} input needs a multimodal projector, and none is loaded")
+
+    def remove(self, seq_id: int, from_pos: int) -> None:
+        """Drop the sequence's KV cells at positions >= from_pos (``llama_memory_seq_rm``)."""
         lc.llama_memory_seq_rm(self._mem, seq_id, from_pos, -1)
 
     def copy_sequence(self, src: int, dst: int) -> None:

@@ -11,22 +11,13 @@ from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
+
+from chatport.protocol.backend import SamplingParams
 
 # A token this far below the row's best (in log-probability) has weight exp(-20) = 2e-9:
 # all such tokens together cannot change a draw measurably, so they are left out.
 _LOG_FLOOR = -20.0
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    temperature: float = 1.0
-    top_p: float = 1.0
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    logit_bias: tuple[tuple[int, float], ...] = ()
-    seed: int | None = None
-    logprobs: bool = False
-    top_logprobs: int = 0
 
 
 @dataclass
@@ -36,7 +27,7 @@ class SamplerState:
     params: SamplingParams
     rng: np.random.Generator
     counts: dict[int, int] = field(default_factory=dict)
-    allowed: np.ndarray | None = None  # this step's grammar mask, if the sequence has one
+    allowed: npt.NDArray[np.bool_] | None = None  # this step's grammar mask, if the sequence has one
 
     @classmethod
     def create(cls, params: SamplingParams, choice_index: int) -> SamplerState:
@@ -48,6 +39,14 @@ class SamplerState:
 
     def record(self, token: int) -> None:
         self.counts[token] = self.counts.get(token, 0) + 1
+
+    def forget(self, token: int) -> None:
+        """Undo one ``record`` (a rolled-back token no longer counts for penalties)."""
+        left = self.counts[token] - 1
+        if left:
+            self.counts[token] = left
+        else:
+            del self.counts[token]
 
 
 @dataclass

@@ -1,27 +1,35 @@
-"""Which requests run, in which KV slot, and what each step feeds llama_decode.
+"""Which requests run, in which KV slot, and what each step feeds the model.
 
-Continuous batching: every step carries one token for each decoding sequence plus
-prefill chunks of admitted prompts up to the batch budget, so a long prompt never
-holds running streams back for more than a step. Slots keep their KV after a request
+Continuous batching: every step carries one token for each decoding sequence (plus its
+draft tokens, if any) and prefill chunks of admitted prompts up to the batch budget, so a
+long prompt never holds running streams back for more than a step. A media chunk is
+decoded in a step of its own, at most one per step. Slots keep their KV after a request
 ends; a new prompt goes to the free slot that already holds its longest prefix.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from chatport.engine.sequence import Phase, QueueFull, RequestHandle, Sequence
+from chatport.engine.batch import StepPlan
+from chatport.engine.handle import RequestHandle
+from chatport.engine.sequence import Phase, Sequence
+from chatport.protocol.backend import QueueFull
+from chatport.protocol.prompt import MediaChunk
 
 PRIORITIES = 3
+
+# (request, choice index, slot id) -> the sequence for that choice
+SequenceFactory = Callable[[RequestHandle, int, int], Sequence]
 
 
 @dataclass
 class Slot:
-    index: int
-    cached: list[int] = field(default_factory=list)  # tokens whose KV the slot holds
+    slot_id: int
+    cached: list[int] = field(default_factory=list)  # cells whose KV the slot holds
+    media: Mapping[int, MediaChunk] = field(default_factory=dict)  # the chunks among them
     cache_key: str | None = None
     last_used: int = 0
     busy: bool = False
@@ -29,24 +37,9 @@ class Slot:
 
 @dataclass
 class Admission:
-    leader: Sequence
-    reuse: int  # prompt tokens whose KV is already in place
+    leader: Sequence  # choice 0; the others fork from it once its prompt is computed
+    reuse: int  # prompt cells whose KV is already in place
     copy_from: int | None  # slot of a running sequence to take the prefix from
-
-
-@dataclass
-class Planned:
-    seq: Sequence
-    count: int  # tokens of the sequence in this batch
-    row: int | None  # logits row, when the step ends in a sample for it
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    diff = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
-    return int(diff[0]) if diff.size else n
 
 
 class Scheduler:
@@ -79,18 +72,17 @@ class Scheduler:
     def has_work(self) -> bool:
         return bool(self.running) or self.n_waiting > 0
 
-    def drop_cancelled(self) -> list[Sequence]:
+    def drop_cancelled(self) -> None:
         for queue in self.waiting:
             for handle in [h for h in queue if h.cancelled]:
                 queue.remove(handle)
-        gone = [s for s in self.running if s.handle.cancelled]
-        for seq in gone:
-            self.finish(seq)
-        return gone
+        for seq in [s for s in self.running if s.handle.cancelled]:
+            seq.finish(None)
+            self.release(seq)
 
     # --- admission -----------------------------------------------------------------
 
-    def admit(self, eog_check, lazy_start=None) -> list[Admission]:
+    def admit(self, new_sequence: SequenceFactory) -> list[Admission]:
         """Start waiting requests that fit, in priority then arrival order."""
         started = []
         for queue in self.waiting:
@@ -100,27 +92,26 @@ class Scheduler:
                 if len(free) < handle.request.n:
                     return started
                 queue.popleft()
-                started.append(self._start(handle, free, eog_check, lazy_start))
+                started.append(self._start(handle, free, new_sequence))
         return started
 
-    def _start(self, handle: RequestHandle, free: list[Slot], eog_check, lazy_start=None) -> Admission:
+    def _start(self, handle: RequestHandle, free: list[Slot], new_sequence: SequenceFactory) -> Admission:
         prompt = handle.request.prompt
         key = handle.request.cache_key
 
         def preference(slot: Slot) -> tuple[int, int, int]:
             same_key = int(key is not None and slot.cache_key == key)
-            return (common_prefix(slot.cached, prompt), same_key, -slot.last_used)
+            return (prompt.common_prefix(slot.cached, slot.media), same_key, -slot.last_used)
 
-        ranked = sorted(free, key=preference, reverse=True)
-        chosen = ranked[: handle.request.n]
-        prefix = common_prefix(chosen[0].cached, prompt)
+        chosen = sorted(free, key=preference, reverse=True)[: handle.request.n]
+        prefix = prompt.common_prefix(chosen[0].cached, chosen[0].media)
         # A running sequence may hold a longer prefix (a shared system prompt in flight).
         copy_from = None
         for seq in self.running:
-            if seq.handle.request.n == 1 or seq.index == 0:
-                shared = common_prefix(seq.tokens[: seq.computed], prompt)
+            if seq.index == 0:
+                shared = prompt.common_prefix(seq.tokens[: seq.num_computed], seq.prompt.media)
                 if shared > prefix:
-                    prefix, copy_from = shared, seq.slot
+                    prefix, copy_from = shared, seq.slot_id
         if copy_from is not None:
             chosen = sorted(free, key=lambda s: s.last_used)[: handle.request.n]
         # At least one prompt token is always recomputed: its logits start the output.
@@ -130,14 +121,9 @@ class Scheduler:
             slot.busy = True
             slot.cache_key = key
             slot.last_used = self._tick()
-            proto = handle.request.constraint
-            constraint = proto.clone() if proto is not None else None
-            lazy = lazy_start if handle.request.lazy_constraints else None
-            seq = Sequence(handle, index, slot.index, eog_check, constraint, lazy)
-            sequences.append(seq)
+            sequences.append(new_sequence(handle, index, slot.slot_id))
         leader = sequences[0]
-        leader.computed = reuse
-        handle.cached_tokens = reuse
+        leader.num_computed = reuse
         self.running.extend(sequences)
         return Admission(leader, reuse, copy_from)
 
@@ -147,32 +133,41 @@ class Scheduler:
 
     # --- batching ------------------------------------------------------------------
 
-    def plan(self, budget: int) -> list[Planned]:
-        planned: list[Planned] = []
-        rows = 0
+    def plan(self, budget: int) -> StepPlan:
+        """Decode tokens first (with as much of each draft as fits), then prefill chunks."""
+        plan = StepPlan()
         for seq in self.running:
             if seq.phase is Phase.DECODE and budget > 0:
-                planned.append(Planned(seq, 1, rows))
-                rows += 1
-                budget -= 1
+                draft = seq.draft[: budget - 1] if seq.accepts_drafts else []
+                plan.add_decode(seq, draft)
+                budget -= 1 + len(draft)
+        media_planned = False
         for seq in self.running:
-            if seq.phase is Phase.PREFILL and budget > 0:
-                chunk = min(len(seq.tokens) - seq.computed, budget)
-                completes = seq.computed + chunk == len(seq.tokens)
-                planned.append(Planned(seq, chunk, rows if completes else None))
-                rows += int(completes)
-                budget -= chunk
-        return planned
+            if seq.phase is not Phase.PREFILL or budget <= 0:
+                continue
+            start = seq.num_computed
+            media_at = seq.prompt.next_media(start)
+            if media_at == start:
+                if not media_planned:  # one media decode per step keeps streams moving
+                    plan.add_media(seq, seq.prompt.media[start], start)
+                    media_planned = True
+                continue
+            end = min(seq.prompt_len, start + budget, media_at if media_at is not None else seq.prompt_len)
+            entry = plan.add_prefill(seq, start, end)
+            budget -= end - start
+            if entry.rows:
+                for follower in self.followers_of(seq):
+                    plan.add_fork(follower, entry)
+        return plan
 
     def followers_of(self, leader: Sequence) -> list[Sequence]:
-        return [
-            s for s in self.running if s.handle is leader.handle and s.phase is Phase.AWAIT_FORK
-        ]
+        return [s for s in self.running if s.handle is leader.handle and s.phase is Phase.AWAIT_FORK]
 
-    def finish(self, seq: Sequence) -> None:
-        seq.abort()
-        slot = self.slots[seq.slot]
+    def release(self, seq: Sequence) -> None:
+        """The sequence has finished: its slot becomes free and keeps its KV for reuse."""
+        slot = self.slots[seq.slot_id]
         slot.busy = False
-        slot.cached = seq.tokens[: seq.computed]
+        slot.cached = seq.tokens[: seq.num_computed]
+        slot.media = seq.prompt.media
         slot.last_used = self._tick()
         self.running.remove(seq)

@@ -1,233 +1,163 @@
-"""Requests as the engine sees them, and the sequences (one per choice) they become."""
+"""One choice of one request, living in one KV slot: its tokens, how many of them the KV
+cache holds, its sampler and grammar state, and its output text."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import time
-from collections import deque
-from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
-from chatport.engine.sampler import SamplerState, SamplingParams
-from chatport.engine.text import StopMatcher, Utf8Assembler
+from chatport.engine.constraint import Constraint, TriggerWatch
+from chatport.engine.output import OutputText
+from chatport.engine.sampler import SamplerState
+from chatport.protocol.backend import ChoiceDelta, FinishReason, TokenLogprob
 
-_request_ids = itertools.count()
-
-
-@dataclass(frozen=True)
-class TokenLogprob:
-    token: str
-    bytes: list[int]
-    logprob: float
-    top: list[TokenLogprob] = field(default_factory=list)
+if TYPE_CHECKING:
+    from chatport.engine.handle import RequestHandle
 
 
-@dataclass
-class ChoiceDelta:
-    """What one choice produced in one step."""
+class TokenTable(Protocol):
+    """The vocabulary as a sequence needs it."""
 
-    index: int
-    text: str = ""
-    logprobs: list[TokenLogprob] | None = None
-    finish_reason: str | None = None
-    completion_tokens: int = 0
+    def piece(self, token: int, *, special: bool = False) -> bytes:
+        """The token's bytes; control tokens are empty unless ``special``."""
+        ...
 
+    def is_eog(self, token: int) -> bool: ...
 
-class EngineFailure(Exception):
-    """The engine could not finish a request (it is reported to that request only)."""
-
-
-class QueueFull(EngineFailure):
-    """Too many requests are already waiting for a slot."""
-
-
-class QueueTimeout(EngineFailure):
-    """The request waited longer than the queue timeout without getting a slot."""
-
-
-@dataclass
-class GenerationRequest:
-    prompt: list[int]
-    params: SamplingParams
-    n: int = 1
-    max_tokens: int | None = None
-    stop: tuple[str, ...] = ()
-    priority: int = 1  # 0 runs first, 2 last; FIFO within a priority
-    cache_key: str | None = None
-    constraint: Any = None  # compiled grammar (engine.constraint.Constraint) every choice follows
-    # ((trigger, constraint), ...): decode freely until the output contains a trigger, then
-    # follow that trigger's grammar (the earliest trigger in the output wins)
-    lazy_constraints: tuple[tuple[str, Any], ...] | None = None
-
-
-class RequestHandle:
-    """The caller's side of a submitted request: an async stream of step outputs."""
-
-    def __init__(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop) -> None:
-        self.id = next(_request_ids)
-        self.request = request
-        self.prompt_tokens = len(request.prompt)
-        self.cached_tokens = 0
-        self.cancelled = False
-        self.enqueued_at = time.monotonic()
-        self._loop = loop
-        self._queue: asyncio.Queue[list[ChoiceDelta] | EngineFailure] = asyncio.Queue()
-        self._admitted: asyncio.Future[None] = loop.create_future()
-        self._on_cancel: list = []
-
-    # Called from the engine thread.
-    def mark_admitted(self) -> None:
-        self._loop.call_soon_threadsafe(self._settle_admission, None)
-
-    def _settle_admission(self, failure: EngineFailure | None) -> None:
-        if self._admitted.done():
-            return
-        if failure is None:
-            self._admitted.set_result(None)
-        else:
-            self._admitted.set_exception(failure)
-
-    async def wait_admitted(self) -> None:
-        """Returns once the request holds a slot; raises if it never will."""
-        await self._admitted
-
-    def deliver(self, outputs: list[ChoiceDelta] | EngineFailure) -> None:
-        if isinstance(outputs, EngineFailure):
-            self._loop.call_soon_threadsafe(self._settle_admission, outputs)
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, outputs)
-
-    @staticmethod
-    def deliver_step(outputs: list[tuple[RequestHandle, list[ChoiceDelta]]]) -> None:
-        """Hand a whole step's outputs over with one wake-up per event loop, not one per
-        request: each wake-up costs the engine thread the GIL."""
-        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
-        for handle, deltas in outputs:
-            by_loop.setdefault(handle._loop, []).append((handle._queue, deltas))
-        for loop, items in by_loop.items():
-            loop.call_soon_threadsafe(_put_all, items)
-
-    async def next_outputs(self) -> list[ChoiceDelta]:
-        item = await self._queue.get()
-        if isinstance(item, EngineFailure):
-            raise item
-        return item
-
-    def cancel(self) -> None:
-        if not self.cancelled:
-            self.cancelled = True
-            for callback in self._on_cancel:
-                callback(self)
-
-
-def _put_all(items: list[tuple[asyncio.Queue, list[ChoiceDelta]]]) -> None:
-    for queue, deltas in items:
-        queue.put_nowait(deltas)
+    def tokenize_text(self, text: str) -> list[int]:
+        """Plain text to tokens (no control tokens matched)."""
+        ...
 
 
 class Phase(Enum):
     PREFILL = "prefill"
-    AWAIT_FORK = "await_fork"  # choice 1..n-1: copies choice 0's prompt KV once computed
+    AWAIT_FORK = "await_fork"  # choices 1..n-1: copy choice 0's prompt KV once it is computed
     DECODE = "decode"
     FINISHED = "finished"
 
 
 class Sequence:
-    """One choice of one request, living in one KV slot."""
-
-    def __init__(self, handle: RequestHandle, index: int, slot: int, eog_check, constraint=None, lazy_start=None) -> None:
+    def __init__(self, handle: RequestHandle, index: int, slot_id: int, vocab: TokenTable, ctx_limit: int) -> None:
         request = handle.request
         self.handle = handle
         self.index = index
-        self.slot = slot
-        self.tokens = list(request.prompt)
+        self.slot_id = slot_id
+        self.prompt = request.prompt
         self.prompt_len = len(request.prompt)
-        self.computed = 0
+        self.tokens = list(request.prompt.cells)  # media chunks hold MEDIA_CELL
+        self.num_computed = 0  # leading cells whose KV is in the slot
         self.phase = Phase.PREFILL if index == 0 else Phase.AWAIT_FORK
         self.sampler = SamplerState.create(request.params, index)
-        self.max_tokens = request.max_tokens
-        self._is_eog = eog_check
-        self._utf8 = Utf8Assembler()
-        self._stop = StopMatcher(request.stop)
-        self._produced = 0  # characters produced so far, released or held
-        self._released = 0
-        self._pending_logprobs: deque[tuple[int, TokenLogprob]] = deque()
-        self.finish_reason: str | None = None
-        self.constraint = constraint
-        self._lazy = request.lazy_constraints if lazy_start is not None else None
-        self._lazy_start = lazy_start
-        self._recent = ""  # output tail, searched for the lazy grammar's trigger
+        self.constraint = _clone(request.grammar)
+        self.draft: list[int] = []  # proposed next tokens, verified by the next step
+        self.finish_reason: FinishReason | None = None
+        self._vocab = vocab
+        self._ctx_limit = ctx_limit
+        self._max_tokens = request.max_tokens
+        self._visible = request.visible_control_tokens
+        self._watch = TriggerWatch(request.lazy_grammars) if request.lazy_grammars else None
+        self._output = OutputText(request.stop, logprobs=request.params.logprobs)
+        self._accepted = self.prompt_len  # tokens whose text went to the output
 
     @property
     def generated(self) -> int:
-        return len(self.tokens) - self.prompt_len
+        """Completion tokens accepted into the output."""
+        return self._accepted - self.prompt_len
 
-    def next_chunk(self, budget: int) -> list[int]:
-        return self.tokens[self.computed : self.computed + budget]
+    @property
+    def accepts_drafts(self) -> bool:
+        # A trigger is found in text, after sampling: tokens sampled past it in the same
+        # step would have escaped the grammar it switches on.
+        return self._watch is None or self.constraint is not None
 
-    def accept(self, token: int, piece: bytes, logprob: TokenLogprob | None, ctx_limit: int) -> ChoiceDelta | None:
-        """Take a sampled token; returns what becomes visible now, if anything."""
+    def position(self, cell: int) -> int:
+        return self.prompt.position(cell)
+
+    def can_continue(self) -> bool:
+        """Whether another token may follow the last one appended."""
+        last = self.tokens[-1]
+        if len(self.tokens) > self.prompt_len and self._vocab.is_eog(last):
+            return False
+        if self.constraint is not None and self.constraint.finished:
+            return False
+        if self._max_tokens is not None and len(self.tokens) - self.prompt_len >= self._max_tokens:
+            return False
+        return len(self.tokens) < self._ctx_limit
+
+    # --- state ----------------------------------------------------------------------------
+
+    def append(self, token: int) -> None:
+        """Take a sampled token into the sequence's state (tokens, penalties, grammar)."""
         self.tokens.append(token)
         self.sampler.record(token)
-        delta = ChoiceDelta(self.index)
-        if self._is_eog(token):
-            return self._finish(delta, "stop", flush=True)
-        if self.constraint is not None:
+        if self.constraint is not None and not self._vocab.is_eog(token):
             self.constraint.advance(token)
-        text = self._utf8.feed(piece)
-        if self._lazy is not None and self.constraint is None:
-            self._watch_trigger(text)
-        if logprob is not None:
-            self._pending_logprobs.append((self._produced, logprob))
-        self._produced += len(text)
-        released, hit_stop = self._stop.feed(text)
-        self._release(delta, released)
+
+    def rollback(self, n_tokens: int) -> None:
+        """Forget every token from index ``n_tokens`` on, with its penalty counts and
+        grammar progress. Text already accepted into the output cannot be taken back.
+        The caller drops the KV cells past ``num_computed``."""
+        if n_tokens < self._accepted:
+            raise ValueError(f"cannot roll back to {n_tokens}: {self._accepted} tokens are already output")
+        removed = self.tokens[n_tokens:]
+        for token in removed:
+            self.sampler.forget(token)
+        if self.constraint is not None:
+            self.constraint.rollback(sum(1 for t in removed if not self._vocab.is_eog(t)))
+        del self.tokens[n_tokens:]
+        self.num_computed = min(self.num_computed, n_tokens)
+
+    # --- output ---------------------------------------------------------------------------
+
+    def accept(self, token: int, logprob: TokenLogprob | None) -> ChoiceDelta | None:
+        """Turn an appended token into output; returns what becomes visible now (with
+        ``finish_reason`` set when this token ends the choice), if anything."""
+        self._accepted += 1
+        delta = ChoiceDelta(self.index)
+        if self._vocab.is_eog(token):
+            return self._finish(delta, "stop", flush=True)
+        piece = self._vocab.piece(token, special=token in self._visible)
+        text, hit_stop = self._output.add(piece, logprob, delta)
+        if self._watch is not None and self.constraint is None and text:
+            self._watch_for_trigger(text)
         if hit_stop:
             return self._finish(delta, "stop", flush=False)
         if self.constraint is not None and self.constraint.finished:
             return self._finish(delta, "stop", flush=True)
-        if (self.max_tokens is not None and self.generated >= self.max_tokens) or len(self.tokens) >= ctx_limit:
+        if (self._max_tokens is not None and self.generated >= self._max_tokens) or self._accepted >= self._ctx_limit:
             return self._finish(delta, "length", flush=True)
         return delta if (delta.text or delta.logprobs) else None
 
-    def _watch_trigger(self, text: str) -> None:
-        self._recent += text
-        found = [(at, trigger, grammar) for trigger, grammar in self._lazy if (at := self._recent.find(trigger)) >= 0]
-        if not found:
-            longest = max(len(trigger) for trigger, _ in self._lazy)
-            self._recent = self._recent[-(longest - 1) :] if longest > 1 else ""
+    def _watch_for_trigger(self, text: str) -> None:
+        assert self._watch is not None
+        hit = self._watch.feed(text)
+        if hit is None:
             return
-        at, trigger, grammar = min(found, key=lambda hit: hit[0])
-        # The rest of the output must follow the grammar, starting right after the trigger.
-        self.constraint = self._lazy_start(grammar, self._recent[at + len(trigger) :])
-        self._recent = ""
+        lazy, after = hit
+        constraint = _clone(lazy.grammar)
+        assert constraint is not None
+        # Text the triggering token carried past the trigger is already output: the
+        # grammar has to account for it before it picks the next token.
+        for token in self._vocab.tokenize_text(after) if after else ():
+            constraint.advance(token)
+        self.constraint = constraint
 
-    def _release(self, delta: ChoiceDelta, text: str) -> None:
-        delta.text += text
-        self._released += len(text)
-        if self.sampler.params.logprobs:
-            out = delta.logprobs if delta.logprobs is not None else []
-            while self._pending_logprobs and self._pending_logprobs[0][0] < self._released:
-                out.append(self._pending_logprobs.popleft()[1])
-            delta.logprobs = out
-
-    def _finish(self, delta: ChoiceDelta, reason: str, *, flush: bool) -> ChoiceDelta:
-        if flush:
-            tail, hit_stop = self._stop.feed(self._utf8.flush())
-            if hit_stop:
-                flush = False
-            else:
-                tail += self._stop.flush()
-            self._release(delta, tail)
-        if flush and self.sampler.params.logprobs:
-            delta.logprobs = (delta.logprobs or []) + [lp for _, lp in self._pending_logprobs]
-        self._pending_logprobs.clear()
-        self.phase = Phase.FINISHED
-        self.finish_reason = reason
+    def _finish(self, delta: ChoiceDelta, reason: FinishReason, *, flush: bool) -> ChoiceDelta:
+        self._output.close(delta, flush=flush)
+        self.finish(reason)
         delta.finish_reason = reason
         delta.completion_tokens = self.generated
         return delta
 
-    def abort(self) -> None:
+    def finish(self, reason: FinishReason | None) -> None:
+        """End the sequence; ``None`` when it ends without an answer (cancelled, failed)."""
         self.phase = Phase.FINISHED
+        self.finish_reason = reason
+
+
+def _clone(grammar: object) -> Constraint | None:
+    if grammar is None:
+        return None
+    if not isinstance(grammar, Constraint):
+        raise TypeError(f"this engine decodes under its own compiled grammars, not {type(grammar).__name__}")
+    return grammar.clone()

@@ -1,8 +1,10 @@
-"""From sampled tokens to released text: UTF-8 reassembly and stop-sequence hold-back."""
+"""Text primitives: UTF-8 reassembly, stop-sequence hold-back, logprob token display."""
 
 from __future__ import annotations
 
 import codecs
+
+from chatport.protocol.text import held_back
 
 
 class Utf8Assembler:
@@ -39,22 +41,13 @@ class StopMatcher:
         if hit >= 0:
             self._pending = ""
             return buf[:hit], True
-        hold = self._longest_stop_prefix_suffix(buf)
+        hold = held_back(buf, self._stops)
         self._pending = buf[len(buf) - hold :] if hold else ""
         return buf[: len(buf) - hold], False
 
     def flush(self) -> str:
         out, self._pending = self._pending, ""
         return out
-
-    def _longest_stop_prefix_suffix(self, buf: str) -> int:
-        longest = 0
-        for stop in self._stops:
-            for size in range(min(len(stop) - 1, len(buf)), longest, -1):
-                if buf.endswith(stop[:size]):
-                    longest = size
-                    break
-        return longest
 
 
 def token_display(data: bytes) -> str:

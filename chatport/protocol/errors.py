@@ -83,12 +83,6 @@ def unsupported_parameter(param: str, detail: str | None = None) -> InvalidReque
     return InvalidRequestError(message, param=param, code="unsupported_parameter")
 
 
-def unsupported_value(param: str, detail: str) -> InvalidRequestError:
-    return InvalidRequestError(
-        f"Unsupported value: '{param}' {detail}", param=param, code="unsupported_value"
-    )
-
-
 def model_not_found(model: str) -> NotFoundError:
     return NotFoundError(
         f"The model `{model}` does not exist or you do not have access to it.",

@@ -1,68 +1,41 @@
-"""The models being served: each a loaded GGUF, its engine and its chat template,
+"""The models being served: each a backend with its chat template and tool-call format,
 reachable by id or by alias."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import time
-from collections.abc import Callable
+import json
 from dataclasses import dataclass
 
-from chatport.engine.engine import Engine, EngineConfig
-from chatport.engine.llama import LlamaModel
+from chatport.protocol.backend import Backend, ModelCapabilities
 from chatport.protocol.errors import model_not_found
 from chatport.service.template import CHATML, ChatTemplate
+from chatport.service.tools import ToolCallFormat, format_for
 
 
 @dataclass
 class ServedModel:
     id: str
-    llama: LlamaModel
-    engine: Engine
+    backend: Backend
     template: ChatTemplate
-    created: int
-    fingerprint: str
-    add_bos: bool
+    tool_format: ToolCallFormat
     owned_by: str = "chatport"
 
+    @classmethod
+    def create(cls, model_id: str, backend: Backend) -> ServedModel:
+        source = backend.capabilities.chat_template
+        vocab = backend.vocabulary
+        template = ChatTemplate(source or CHATML, bos_token=vocab.bos_text, eos_token=vocab.eos_text)
+        return cls(model_id, backend, template, format_for(source))
+
     @property
-    def context_limit(self) -> int:
-        return self.engine.ctx_limit
+    def capabilities(self) -> ModelCapabilities:
+        return self.backend.capabilities
 
-    def tokenize_prompt(self, text: str) -> list[int]:
-        tokens = self.llama.tokenize(text)
-        if self.add_bos and self.llama.bos_id >= 0 and (not tokens or tokens[0] != self.llama.bos_id):
-            tokens.insert(0, self.llama.bos_id)
-        return tokens
-
-
-def load_served_model(
-    path: str, model_id: str, config: EngineConfig, progress: Callable[[float], None] | None = None
-) -> ServedModel:
-    llama = LlamaModel(path, progress=progress)
-    meta = llama.metadata
-
-    def special(key: str) -> str:
-        value = meta.get(key)
-        return llama.token_text(int(value)) if value and value.lstrip("-").isdigit() and int(value) >= 0 else ""
-
-    template = ChatTemplate(
-        meta.get("tokenizer.chat_template") or CHATML,
-        bos_token=special("tokenizer.ggml.bos_token_id"),
-        eos_token=special("tokenizer.ggml.eos_token_id"),
-    )
-    stat = os.stat(path)
-    digest = hashlib.sha256(f"{os.path.basename(path)}:{stat.st_size}:{model_id}".encode()).hexdigest()
-    return ServedModel(
-        id=model_id,
-        llama=llama,
-        engine=Engine(llama, config),
-        template=template,
-        created=int(stat.st_mtime) or int(time.time()),
-        fingerprint=f"fp_{digest[:10]}",
-        add_bos=meta.get("tokenizer.ggml.add_bos_token", "false") == "true",
-    )
+    def literal(self, text: str) -> str:
+        """The grammar literal for a marker: the model's own token when one token spells it
+        (Qwen's <tool_call>), else the plain text."""
+        tokens = self.backend.tokenize(text, special=True)
+        return f"<[{tokens[0]}]>" if len(tokens) == 1 else json.dumps(text)
 
 
 class ModelRegistry:
@@ -89,5 +62,4 @@ class ModelRegistry:
 
     def close(self) -> None:
         for model in self._models.values():
-            model.engine.shutdown()
-            model.llama.close()
+            model.backend.close()

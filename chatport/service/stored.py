@@ -3,7 +3,8 @@ with OpenAI's parameters, defaults, limits and errors."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from chatport.protocol.errors import APIError, InvalidRequestError, NotFoundError, OverloadedError
@@ -21,6 +22,15 @@ def unavailable() -> APIError:
         "Please retry later.",
         code="store_unavailable",
     )
+
+
+@contextmanager
+def reachable() -> Iterator[None]:
+    """The store's outages, as the API reports them."""
+    try:
+        yield
+    except StoreUnavailable:
+        raise unavailable() from None
 
 
 def not_found(completion_id: str) -> NotFoundError:
@@ -122,16 +132,12 @@ class StoredCompletions:
         self.store = store
 
     async def ping(self) -> None:
-        try:
+        with reachable():
             await self.store.db.ping()
-        except StoreUnavailable:
-            raise unavailable() from None
 
     async def save(self, project: str, completion: dict[str, Any], metadata: dict[str, str], messages: list[dict[str, Any]]) -> None:
-        try:
+        with reachable():
             await self.store.save(project, completion, metadata, [stored_message(m) for m in messages])
-        except StoreUnavailable:
-            raise unavailable() from None
 
     async def list(self, project: str, query: list[tuple[str, str]]) -> dict[str, Any]:
         params = dict(query)
@@ -140,22 +146,19 @@ class StoredCompletions:
         metadata = parse_metadata_filter(query)
         after = params.get("after")
         try:
-            result = await self.store.list(
-                project, model=params.get("model"), metadata=metadata, after=after, limit=limit, order=order
-            )
+            with reachable():
+                result = await self.store.list(
+                    project, model=params.get("model"), metadata=metadata, after=after, limit=limit, order=order
+                )
         except UnknownCursor:
             raise InvalidRequestError(
                 f"Invalid 'after': no stored chat completion has the id '{after}'.", param="after", code="invalid_value"
             ) from None
-        except StoreUnavailable:
-            raise unavailable() from None
         return page(result)
 
     async def retrieve(self, project: str, completion_id: str) -> dict[str, Any]:
-        try:
+        with reachable():
             found = await self.store.get(project, completion_id)
-        except StoreUnavailable:
-            raise unavailable() from None
         if found is None:
             raise not_found(completion_id)
         return found
@@ -178,19 +181,15 @@ class StoredCompletions:
                 "Invalid type for 'metadata': expected an object of string values.", param="metadata", code="invalid_type"
             )
         check_metadata(metadata)
-        try:
+        with reachable():
             updated = await self.store.update_metadata(project, completion_id, metadata)
-        except StoreUnavailable:
-            raise unavailable() from None
         if updated is None:
             raise not_found(completion_id)
         return updated
 
     async def delete(self, project: str, completion_id: str) -> dict[str, Any]:
-        try:
+        with reachable():
             deleted = await self.store.delete(project, completion_id)
-        except StoreUnavailable:
-            raise unavailable() from None
         if not deleted:
             raise not_found(completion_id)
         return {"object": "chat.completion.deleted", "id": completion_id, "deleted": True}
@@ -210,10 +209,8 @@ class StoredCompletions:
                     code="invalid_value",
                 )
             position = int(tail)
-        try:
+        with reachable():
             result = await self.store.messages(project, completion_id, after=position, limit=limit, order=order)
-        except StoreUnavailable:
-            raise unavailable() from None
         if result is None:
             raise not_found(completion_id)
         return page(result)

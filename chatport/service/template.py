@@ -45,7 +45,6 @@ class ChatTemplate:
         self.eos_token = eos_token
         # Templates written before the developer role existed render it as system.
         self.knows_developer_role = "developer" in source
-        self.knows_tools = "tools" in source
 
     def render(
         self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, add_generation_prompt: bool = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import and_, delete, exists, select, update
 
 from chatport.store.database import Database
 from chatport.store.schema import CompletionMessage, CompletionMetadata, StoredCompletion
@@ -130,10 +130,6 @@ class CompletionStore:
             rows = (await session.scalars(query.order_by(ordering).limit(limit + 1))).all()
             items = [{"id": f"{completion_id}-{m.position}", **m.body} for m in rows[:limit]]
             return Page(items, len(rows) > limit)
-
-    async def count(self, project: str) -> int:
-        async with self.db.transaction() as session:
-            return int(await session.scalar(select(func.count()).where(StoredCompletion.project_id == project)) or 0)
 
     @staticmethod
     async def _row(session, project: str, completion_id: str) -> StoredCompletion | None:

@@ -26,23 +26,14 @@ def wait_until_idle(server, limit: float = 30.0) -> None:
 
 
 @pytest.fixture
-def endless(vocab_eos):
+def endless(eog_bias):
     # Banning the end-of-turn token keeps the model talking until max_tokens.
     return {
         "model": MODEL,
         "messages": [{"role": "user", "content": "Tell me everything about the ocean."}],
         "max_tokens": 1800,
-        "logit_bias": {str(t): -100 for t in vocab_eos},
+        "logit_bias": eog_bias,
     }
-
-
-@pytest.fixture(scope="module")
-def vocab_eos():
-    from chatport.catalog import default_model
-    from chatport.engine.llama import LlamaModel
-
-    model = LlamaModel(default_model().path)
-    return [int(t) for t in model.eog_mask.nonzero()[0]]
 
 
 def test_disconnect_mid_stream_frees_the_slot(server, endless):

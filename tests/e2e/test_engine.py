@@ -15,15 +15,6 @@ from tests.e2e.test_cancellation import running_sequences, wait_until_idle
 PROMPT = [{"role": "user", "content": "Write a short poem about rivers."}]
 
 
-@pytest.fixture(scope="module")
-def eog_bias():
-    from chatport.catalog import default_model
-    from chatport.engine.llama import LlamaModel
-
-    model = LlamaModel(default_model().path)
-    return {str(int(t)): -100 for t in model.eog_mask.nonzero()[0]}
-
-
 async def test_seeded_output_is_the_same_alone_and_under_concurrent_traffic(async_client):
     async def seeded():
         r = await async_client.chat.completions.create(model=MODEL, messages=PROMPT, seed=99, temperature=1.0, max_tokens=40)

@@ -90,16 +90,8 @@ def test_logprobs_stream_with_content(client):
     assert all(len(e.top_logprobs) == 2 for e in streamed)
 
 
-@pytest.fixture(scope="module")
-def vocab():
-    from chatport.catalog import default_model
-    from chatport.engine.llama import LlamaModel
-
-    return LlamaModel(default_model().path)
-
-
 def test_logit_bias_forces_and_bans_tokens(client, vocab):
-    (sea,) = vocab.tokenize(" sea")
+    (sea,) = vocab.tokenize(" sea", special=False)
     forced = client.chat.completions.create(
         model="gpt-4", messages=PROMPT, max_tokens=8, logit_bias={str(sea): 100}, logprobs=True, temperature=1.0
     )
@@ -107,7 +99,7 @@ def test_logit_bias_forces_and_bans_tokens(client, vocab):
 
     greedy = client.chat.completions.create(model="gpt-4", messages=PROMPT, temperature=0, max_tokens=1, logprobs=True)
     first = greedy.choices[0].logprobs.content[0].token
-    (first_id,) = vocab.tokenize(first)
+    (first_id,) = vocab.tokenize(first, special=False)
     banned = client.chat.completions.create(
         model="gpt-4", messages=PROMPT, temperature=0, max_tokens=1, logprobs=True, logit_bias={str(first_id): -100}
     )

@@ -107,11 +107,8 @@ def test_streamed_structured_output_validates(client):
     jsonschema.validate(json.loads(text), COLOR)
 
 
-def test_logit_bias_cannot_break_the_schema(client):
-    from chatport.catalog import default_model
-    from chatport.engine.llama import LlamaModel
-
-    (word,) = LlamaModel(default_model().path).tokenize(" hello")
+def test_logit_bias_cannot_break_the_schema(client, vocab):
+    (word,) = vocab.tokenize(" hello", special=False)
     r = client.chat.completions.create(
         model=MODEL, messages=ASK, response_format=schema_format(COLOR), logit_bias={str(word): 100}, max_tokens=400, seed=4
     )

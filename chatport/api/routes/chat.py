@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from chatport.api.responses import OrjsonResponse
-
 from chatport.api.sse import encode_events
-from chatport.engine.sequence import RequestHandle
+from chatport.protocol.backend import GenerationHandle
 from chatport.protocol.validation import parse_json_object
 from chatport.service.chat import ChatService
 
@@ -22,7 +22,7 @@ CLIENT_CLOSED = 499
 
 @router.post("/chat/completions")
 async def create_chat_completion(request: Request) -> Response:
-    service: ChatService = request.app.state.chat
+    service: ChatService = request.app.state.services.chat
     chat = await service.prepare(parse_json_object(await request.body()))
     handle = await service.start(chat)
     if chat.request.stream:
@@ -37,7 +37,9 @@ async def create_chat_completion(request: Request) -> Response:
     return OrjsonResponse(result)
 
 
-async def _unless_client_leaves(request: Request, work: Any, handle: RequestHandle) -> dict[str, Any] | None:
+async def _unless_client_leaves(
+    request: Request, work: Coroutine[Any, Any, dict[str, Any]], handle: GenerationHandle
+) -> dict[str, Any] | None:
     """Run a non-streamed completion, dropping it as soon as its client disconnects."""
     task = asyncio.ensure_future(work)
 

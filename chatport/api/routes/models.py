@@ -13,15 +13,16 @@ router = APIRouter()
 
 
 def _registry(request: Request) -> ModelRegistry:
-    return request.app.state.registry
+    registry: ModelRegistry = request.app.state.services.registry
+    return registry
 
 
 @router.get("/models")
 async def list_models(request: Request) -> dict[str, Any]:
-    return rs.model_list(rs.model_object(m.id, m.created, m.owned_by) for m in _registry(request).listed())
+    return rs.model_list(rs.model_object(m.id, m.capabilities.created, m.owned_by) for m in _registry(request).listed())
 
 
 @router.get("/models/{model_id:path}")
 async def retrieve_model(model_id: str, request: Request) -> dict[str, Any]:
     model = _registry(request).resolve(model_id)
-    return rs.model_object(model.id, model.created, model.owned_by)
+    return rs.model_object(model.id, model.capabilities.created, model.owned_by)

@@ -14,14 +14,15 @@ router = APIRouter()
 
 
 def _stored(request: Request) -> StoredCompletions:
-    stored = request.app.state.stored
+    stored: StoredCompletions | None = request.app.state.services.stored
     if stored is None:
         raise unsupported_parameter("store", "by this server: it runs without a completion store")
     return stored
 
 
 def _project(request: Request) -> str:
-    return request.state.project
+    project: str = request.state.project
+    return project
 
 
 Stored = Annotated[StoredCompletions, Depends(_stored)]

@@ -1,4 +1,4 @@
-"""Bearer API keys and the project each one belongs to.
+"""API keys and the project each one belongs to.
 
 Keys come from the command line / environment (project "default") and from the key
 store (`chatport keys create --project NAME`). With no key configured anywhere, every
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hmac
 import time
-
-from fastapi import Request
 
 from chatport.protocol.errors import AuthenticationError
 from chatport.store.database import StoreUnavailable
@@ -27,8 +25,8 @@ class Authenticator:
         self._projects: dict[str, tuple[str | None, float]] = {}
         self._any_stored: tuple[bool, float] | None = None
 
-    async def __call__(self, request: Request) -> str:
-        token = _bearer(request)
+    async def project_for(self, token: str | None) -> str:
+        """The project of a request that presented ``token`` (None: no key at all)."""
         if token and any(hmac.compare_digest(token.encode(), k) for k in self._static):
             return DEFAULT_PROJECT
         if not self._static and not await self._stored_keys_exist():
@@ -71,12 +69,6 @@ class Authenticator:
             self._projects.clear()
         self._projects[token] = (project, now)
         return project
-
-
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
 
 
 def _redact(key: str) -> str:

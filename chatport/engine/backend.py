@@ -1,0 +1,94 @@
+"""The llama.cpp engine behind the ``Backend`` protocol: a GGUF file, one context with a KV
+stream per slot, and the engine thread that steps it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+
+from chatport.engine.constraint import Constraint
+from chatport.engine.engine import Engine, EngineConfig
+from chatport.engine.handle import RequestHandle
+from chatport.engine.llama import LlamaModel
+from chatport.protocol.backend import BackendStats, GenerationRequest, ModelCapabilities, Vocabulary
+
+
+class LlamaBackend:
+    def __init__(self, path: str, config: EngineConfig, progress: Callable[[float], None] | None = None) -> None:
+        self.model = model = LlamaModel(path, progress=progress)
+        ctx_size = min(config.ctx_size, model.n_ctx_train) if model.n_ctx_train > 0 else config.ctx_size
+        context = model.new_context(
+            n_ctx_per_seq=ctx_size,
+            n_seq_max=config.max_seqs,
+            n_batch=config.batch_tokens,
+            n_threads=config.threads or os.cpu_count() or 1,
+        )
+        self.engine = Engine(
+            context,
+            model,
+            ctx_limit=context.n_ctx_per_seq,
+            max_seqs=config.max_seqs,
+            max_waiting=config.max_waiting,
+            queue_timeout=config.queue_timeout,
+        ).start()
+        stat = os.stat(path)
+        digest = hashlib.sha256(f"{os.path.basename(path)}:{stat.st_size}".encode()).hexdigest()
+        self._capabilities = ModelCapabilities(
+            context_length=context.n_ctx_per_seq,
+            max_choices=config.max_seqs,
+            chat_template=model.metadata.get("tokenizer.chat_template"),
+            fingerprint=f"fp_{digest[:10]}",
+            created=int(stat.st_mtime) or int(time.time()),
+        )
+        self._vocabulary = _vocabulary(model)
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        return self._capabilities
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self._vocabulary
+
+    def submit(self, request: GenerationRequest) -> RequestHandle:
+        return self.engine.submit(request)
+
+    def tokenize(self, text: str, *, special: bool) -> list[int]:
+        return self.model.tokenize(text, special=special)
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return self.model.detokenize(tokens)
+
+    def compile_grammar(self, grammar: str) -> Constraint:
+        return Constraint(self.model.lltokenizer, grammar)
+
+    def stats(self) -> BackendStats:
+        return self.engine.stats()
+
+    def close(self) -> None:
+        self.engine.shutdown()
+        self.model.close()
+
+
+def _vocabulary(model: LlamaModel) -> Vocabulary:
+    meta = model.metadata
+
+    def special_text(key: str) -> str:
+        value = meta.get(key, "")
+        return model.token_text(int(value)) if value.isdigit() else ""
+
+    special = model.special_tokens
+    longest = max((len(b) for b in model.token_bytes), default=1)
+    longest = max([longest, *(len(text.encode()) for text in special)])
+    return Vocabulary(
+        size=model.n_vocab,
+        bos_id=model.bos_id,
+        bos_text=special_text("tokenizer.ggml.bos_token_id"),
+        eos_text=special_text("tokenizer.ggml.eos_token_id"),
+        add_bos=meta.get("tokenizer.ggml.add_bos_token", "false") == "true",
+        special={text: token for text, (token, _) in special.items()},
+        control=frozenset(text for text, (_, control) in special.items() if control),
+        max_token_bytes=max(longest, 1),
+    )

@@ -1,0 +1,180 @@
+"""The seam between chat semantics and a model runtime.
+
+``service/`` talks to a model only through :class:`Backend`; the llama.cpp engine is one
+implementation (``engine.backend.LlamaBackend``). A second one (vLLM on a GPU, a remote
+replica) implements the same protocol and needs no change in ``service/`` or ``api/``.
+
+What crosses the seam is token ids, sampling parameters, compiled grammars and text
+deltas: never HTTP, JSON shapes or chat messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from chatport.protocol.prompt import Prompt
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    seed: int | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+
+class Grammar(Protocol):
+    """A grammar compiled for one backend's vocabulary; opaque to the service."""
+
+
+@dataclass(frozen=True)
+class LazyGrammar:
+    """Decode freely until the output contains ``trigger``, then follow ``grammar`` from
+    right after it (tool calls in ``auto`` mode)."""
+
+    trigger: str
+    grammar: Grammar
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: Prompt
+    params: SamplingParams
+    n: int = 1
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    priority: int = 1  # 0 runs first, 2 last; FIFO within a priority
+    cache_key: str | None = None
+    grammar: Grammar | None = None  # every choice follows it from the first token
+    lazy_grammars: tuple[LazyGrammar, ...] = ()  # the earliest trigger in the output wins
+    # Control tokens whose text is part of the output (a format's call marker such as
+    # Mistral's [TOOL_CALLS]); every other control token is invisible, as in llama.cpp.
+    visible_control_tokens: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token: str
+    bytes: list[int]
+    logprob: float
+    top: list[TokenLogprob] = field(default_factory=list)
+
+
+@dataclass
+class ChoiceDelta:
+    """What one choice produced in one step."""
+
+    index: int
+    text: str = ""
+    logprobs: list[TokenLogprob] | None = None
+    finish_reason: FinishReason | None = None
+    completion_tokens: int = 0  # set with finish_reason
+
+
+class BackendFailure(Exception):
+    """The backend could not finish a request (reported to that request only)."""
+
+
+class QueueFull(BackendFailure):
+    """Too many requests are already waiting for a slot."""
+
+
+class QueueTimeout(BackendFailure):
+    """The request waited longer than the queue timeout without getting a slot."""
+
+
+class GenerationHandle(Protocol):
+    """The caller's side of a submitted request."""
+
+    @property
+    def prompt_tokens(self) -> int: ...
+
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens whose KV was reused (known once admitted)."""
+        ...
+
+    async def wait_admitted(self) -> None:
+        """Returns once the request holds its slots; raises a BackendFailure if it never will."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[list[ChoiceDelta]]:
+        """Each step's deltas, until every choice has finished; raises BackendFailure."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop generating and free the slots (idempotent)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What the service needs to know of the tokenizer to build prompts safely."""
+
+    size: int
+    bos_id: int  # -1: none
+    bos_text: str
+    eos_text: str
+    add_bos: bool  # the model expects a BOS token before every prompt
+    # Text -> id of every token the tokenizer matches as a whole in special mode
+    # (control and user-defined tokens), and which of them are control tokens.
+    special: Mapping[str, int]
+    control: frozenset[str]
+    max_token_bytes: int  # the longest token's UTF-8 length: a cheap bound on token counts
+
+
+@dataclass(frozen=True)
+class ModelCapabilities:
+    context_length: int  # tokens per sequence (prompt and completion)
+    max_choices: int  # most sequences one request may run (n)
+    chat_template: str | None  # the model's own Jinja template, if it ships one
+    fingerprint: str
+    created: int  # unix time the weights were made available
+    vision: bool = False
+    audio: bool = False
+
+
+@dataclass(frozen=True)
+class BackendStats:
+    running: int  # sequences holding a slot
+    waiting: int  # requests queued for one
+    steps: int
+    tokens: int  # tokens sampled
+    decode_seconds: float  # time inside the model's forward pass
+    step_seconds: float  # time of whole steps
+
+
+class Backend(Protocol):
+    """One served model's runtime."""
+
+    @property
+    def capabilities(self) -> ModelCapabilities: ...
+
+    @property
+    def vocabulary(self) -> Vocabulary: ...
+
+    def submit(self, request: GenerationRequest) -> GenerationHandle:
+        """Queue a request (from the event loop); raises QueueFull when the queue is full."""
+        ...
+
+    def tokenize(self, text: str, *, special: bool) -> list[int]:
+        """``special``: match control and user-defined tokens written in ``text``."""
+        ...
+
+    def detokenize(self, tokens: list[int]) -> str: ...
+
+    def compile_grammar(self, grammar: str) -> Grammar:
+        """Blocking and possibly slow: call it off the event loop. Raises ValueError."""
+        ...
+
+    def stats(self) -> BackendStats: ...
+
+    def close(self) -> None: ...

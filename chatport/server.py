@@ -1,0 +1,36 @@
+"""The composition root: the one module that knows every layer. It builds the backends,
+the store and the services, and hands them to the API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from chatport.api.app import create_app
+from chatport.engine.backend import LlamaBackend
+from chatport.engine.engine import EngineConfig
+from chatport.service.auth import Authenticator
+from chatport.service.chat import ChatService
+from chatport.service.models import ModelRegistry, ServedModel
+from chatport.service.services import Services
+from chatport.service.stored import StoredCompletions
+from chatport.store.completions import CompletionStore
+from chatport.store.database import Database
+from chatport.store.keys import KeyStore
+
+
+def load_model(path: str, model_id: str, config: EngineConfig, progress: Callable[[float], None] | None = None) -> ServedModel:
+    return ServedModel.create(model_id, LlamaBackend(path, config, progress=progress))
+
+
+def build_app(registry: ModelRegistry, *, api_keys: list[str], database: Database | None, max_body_bytes: int) -> FastAPI:
+    stored = StoredCompletions(CompletionStore(database)) if database is not None else None
+    services = Services(
+        registry=registry,
+        chat=ChatService(registry, stored),
+        stored=stored,
+        auth=Authenticator(api_keys, KeyStore(database) if database is not None else None),
+        database=database,
+    )
+    return create_app(services, max_body_bytes=max_body_bytes)

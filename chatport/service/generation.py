@@ -1,0 +1,117 @@
+"""A validated request -> what the backend generates: the prompt, sampling parameters,
+grammars (structured output or tool calls) and limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from chatport.protocol.backend import GenerationRequest, Grammar, LazyGrammar, SamplingParams
+from chatport.protocol.errors import InvalidRequestError, context_length_exceeded
+from chatport.protocol.requests import ChatCompletionRequest
+from chatport.service.messages import to_template_messages
+from chatport.service.models import ServedModel
+from chatport.service.prompt import build_prompt
+from chatport.service.structured import grammar_for, schema_error
+from chatport.service.tools import add_tool_notes
+from chatport.service.tools.grammar import tool_grammars
+from chatport.service.tools.plan import ToolPlan, plan_tools, tools_error
+
+_PRIORITY = {"priority": 0, "flex": 2}
+
+# Grammars compile off the event loop and the engine thread; one that takes longer than
+# this is refused rather than allowed to hold anything up.
+GRAMMAR_COMPILE_SECONDS = 10.0
+
+GrammarError = Callable[[str], InvalidRequestError]
+
+
+def service_tier(request: ChatCompletionRequest) -> str:
+    return request.service_tier if request.service_tier in ("priority", "flex", "scale") else "default"
+
+
+async def generation_for(request: ChatCompletionRequest, model: ServedModel) -> tuple[GenerationRequest, ToolPlan | None]:
+    messages = to_template_messages(
+        request.messages, model=model.id, developer_as_system=not model.template.knows_developer_role
+    )
+    grammar = grammar_for(request, messages)
+    grammar_error = schema_error(request)
+    tools = plan_tools(request)
+    lazy: list[tuple[str, str]] = []
+    template_tools = None
+    visible: frozenset[int] = frozenset()
+    fmt = model.tool_format
+    if tools is not None and tools.active:
+        tool_grammar, lazy = tool_grammars(tools, fmt, model.literal)
+        if tool_grammar is not None:
+            grammar, grammar_error = tool_grammar, tools_error  # a call is required from the first token
+        elif grammar is not None:
+            lazy = []  # a structured answer and its grammar win over optional calls
+        messages = add_tool_notes(messages, tools, fmt)
+        if fmt.native:
+            template_tools = [t for t in tools.template_tools if t["function"]["name"] in tools.callable]
+        vocab = model.backend.vocabulary
+        visible = frozenset(vocab.special[m] for m in fmt.markers if m in vocab.control)
+    prompt = await build_prompt(model, fmt.prepare_history(messages), template_tools)
+    max_tokens = request.max_completion_tokens or request.max_tokens
+    check_context(len(prompt), max_tokens, model.capabilities.context_length)
+    generation = GenerationRequest(
+        prompt=prompt,
+        params=sampling_params(request, model.backend.vocabulary.size, model.id),
+        n=request.n or 1,
+        max_tokens=max_tokens,
+        stop=(request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ()),
+        priority=_PRIORITY.get(service_tier(request), 1),
+        cache_key=request.prompt_cache_key,
+        grammar=await _compile(model, grammar, grammar_error) if grammar else None,
+        lazy_grammars=tuple([LazyGrammar(t, await _compile(model, g, tools_error)) for t, g in lazy]),
+        visible_control_tokens=visible,
+    )
+    return generation, tools
+
+
+async def _compile(model: ServedModel, grammar: str, error: GrammarError) -> Grammar:
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(model.backend.compile_grammar, grammar), GRAMMAR_COMPILE_SECONDS)
+    except ValueError as exc:
+        raise error(str(exc).strip().splitlines()[0]) from None
+    except asyncio.TimeoutError:
+        raise error(f"the grammar did not compile within {GRAMMAR_COMPILE_SECONDS:.0f} seconds") from None
+
+
+def check_context(prompt_tokens: int, max_tokens: int | None, limit: int) -> None:
+    if prompt_tokens >= limit:
+        raise context_length_exceeded(limit, prompt_tokens)
+    if max_tokens is not None and prompt_tokens + max_tokens > limit:
+        raise InvalidRequestError(
+            f"This model's maximum context length is {limit} tokens. However, you requested "
+            f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, {max_tokens} in the "
+            f"completion). Please reduce the length of the messages or completion.",
+            param="messages",
+            code="context_length_exceeded",
+        )
+
+
+def sampling_params(request: ChatCompletionRequest, vocab_size: int, model_id: str) -> SamplingParams:
+    bias = []
+    for key, value in (request.logit_bias or {}).items():
+        token = int(key)
+        if token >= vocab_size:
+            raise InvalidRequestError(
+                f"Invalid key in 'logit_bias': {key} is not a token id of model `{model_id}` "
+                f"(its vocabulary has {vocab_size} tokens).",
+                param="logit_bias",
+                code="invalid_value",
+            )
+        bias.append((token, float(value)))
+    return SamplingParams(
+        temperature=1.0 if request.temperature is None else request.temperature,
+        top_p=1.0 if request.top_p is None else request.top_p,
+        presence_penalty=request.presence_penalty or 0.0,
+        frequency_penalty=request.frequency_penalty or 0.0,
+        logit_bias=tuple(bias),
+        seed=request.seed,
+        logprobs=bool(request.logprobs),
+        top_logprobs=request.top_logprobs or 0,
+    )
+

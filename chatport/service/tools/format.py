@@ -1,0 +1,155 @@
+"""What a tool-call format is: one model family's call syntax, from the prompt to the parse.
+
+A format says how calls appear in the output (``blocks``, read back by ``CallParser``),
+the Lark rules a function call must follow (``function_rules``; the ``required`` mode
+decodes under them from the first token), and the triggers that switch them on in
+``auto`` mode. Custom tools use chatport's own ``<custom_call>`` syntax with every format.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from chatport.service.tools.plan import CustomSpec, FunctionSpec
+
+# Parallel calls per answer. OpenAI sets no number; a grammar that lets a small model
+# repeat calls without end can run it into max_tokens, which breaks the last call.
+MAX_PARALLEL_CALLS = 4
+
+# Grammar literal for a marker: the model's own token when one token spells it, else text.
+Literal = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class ParsedCall:
+    name: str
+    arguments: str  # JSON text; for a custom tool, its raw input
+    custom: bool = False
+
+
+@dataclass(frozen=True)
+class CallBlock:
+    """How calls show in the output: ``opener`` ... ``closer`` (None: to the end of the
+    output). ``parse`` gets the whole block and returns its calls, or None if it is not one."""
+
+    opener: str
+    closer: str | None
+    parse: Callable[[str], list[ParsedCall] | None]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """In auto mode, output containing ``text`` continues under rule ``rule`` (the rest of
+    the call); ``repeat``: further calls may follow it."""
+
+    text: str
+    rule: str
+    repeat: bool = True
+
+
+class ToolCallFormat(ABC):
+    name: ClassVar[str]
+    native: ClassVar[bool] = True  # the model's template renders tools and calls itself
+    repeatable: ClassVar[bool] = True  # each call is a block of its own; parallel calls repeat it
+    markers: ClassVar[tuple[str, ...]] = ()  # call markers that may be control tokens (shown in output)
+
+    @property
+    @abstractmethod
+    def blocks(self) -> tuple[CallBlock, ...]: ...
+
+    @abstractmethod
+    def function_rules(self, functions: list[FunctionSpec], parallel: bool, literal: Literal) -> list[str]:
+        """Lark rules defining ``fcall`` (one call block, from its opener) and the rules
+        its triggers name."""
+
+    @abstractmethod
+    def triggers(self) -> tuple[Trigger, ...]: ...
+
+    def note(self, functions: list[FunctionSpec]) -> str | None:
+        """A system note describing the functions, for templates that cannot show them."""
+        return None
+
+    def prepare_history(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Adapt earlier calls in the messages to what the template accepts."""
+        return messages
+
+
+def call_schema(fn: FunctionSpec, arguments_key: str = "arguments", *, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """JSON schema of one call object: its name, its arguments under ``arguments_key``."""
+    arguments = dict(fn.parameters)
+    arguments.setdefault("type", "object")
+    return {
+        "type": "object",
+        "properties": {"name": {"const": fn.name}, arguments_key: arguments, **(extra or {})},
+        "required": ["name", arguments_key],
+        "additionalProperties": False,
+        "x-guidance": {"whitespace_flexible": False, "lenient": not fn.strict},
+    }
+
+
+def call_from(data: Any, arguments_key: str = "arguments") -> ParsedCall | None:
+    """A decoded call object as a ParsedCall (arguments as compact JSON), or None."""
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        return None
+    arguments = data.get(arguments_key, data.get("arguments", {}))
+    if isinstance(arguments, str):
+        return ParsedCall(data["name"], arguments)
+    return ParsedCall(data["name"], json.dumps(arguments, ensure_ascii=False, separators=(",", ":")))
+
+
+def object_to_end(raw: str, arguments_key: str = "arguments") -> list[ParsedCall] | None:
+    """A block that is one JSON call object, optionally closing a ```json fence."""
+    try:
+        data, end = json.JSONDecoder().raw_decode(raw)
+    except ValueError:
+        return None
+    call = call_from(data, arguments_key) if isinstance(data, dict) and arguments_key in data else None
+    return [call] if call is not None and raw[end:].strip() in ("", "```") else None
+
+
+# --- custom tools: <custom_call name="NAME">INPUT</custom_call>, with every format -----
+
+CUSTOM_OPEN = "<custom_call"
+CUSTOM_CLOSE = "</custom_call>"
+_CUSTOM_CALL = re.compile(r'^<custom_call name="([A-Za-z0-9_-]{1,64})">(.*)</custom_call>$', re.DOTALL)
+CUSTOM_TRIGGER = Trigger(CUSTOM_OPEN, "ccall_rest")
+
+CUSTOM_NOTE = (
+    "You can also call custom tools, whose input is plain text (not JSON). To call one, reply with exactly:\n"
+    f'{CUSTOM_OPEN} name="<tool name>">input{CUSTOM_CLOSE}\n'
+    "Custom tools:\n"
+)
+
+
+def _parse_custom(raw: str) -> list[ParsedCall] | None:
+    match = _CUSTOM_CALL.match(raw)
+    return [ParsedCall(match.group(1), match.group(2), custom=True)] if match else None
+
+
+CUSTOM_BLOCK = CallBlock(CUSTOM_OPEN, CUSTOM_CLOSE, _parse_custom)
+
+
+def custom_rules(customs: list[CustomSpec]) -> list[str]:
+    """Lark rules defining ``ccall`` (one custom call) and ``ccall_rest`` (after its opener);
+    each tool's input is the sub-grammar ``input_i``."""
+    return [
+        f"ccall: {json.dumps(CUSTOM_OPEN)} ccall_rest",
+        "ccall_rest: " + " | ".join(f"custom_{i}" for i in range(len(customs))),
+        *(
+            f'custom_{i}: {json.dumps(f" name={json.dumps(c.name)}>")} @input_{i} {json.dumps(CUSTOM_CLOSE)} "\\n"?'
+            for i, c in enumerate(customs)
+        ),
+    ]
+
+
+def custom_note(customs: list[CustomSpec]) -> str:
+    lines = []
+    for c in customs:
+        shape = "free text" if c.syntax == "text" else f"text matching this {c.syntax} grammar: {c.definition}"
+        lines.append(f"- {c.name}: {c.description or ''} (input: {shape})")
+    return CUSTOM_NOTE + "\n".join(lines)

@@ -1,0 +1,86 @@
+"""Mistral calls (Mistral 7B v0.3, Nemo, Small): one ``[TOOL_CALLS]`` block holding a JSON
+array of calls::
+
+    [TOOL_CALLS][{"name": "get_weather", "arguments": {"location": "Paris"}}]
+
+``[TOOL_CALLS]`` is a control token, shown in the output so that calls can be found.
+Mistral's templates require call ids of nine letters and digits: earlier calls' ids are
+mapped to such ids (the same id always to the same one) before rendering.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+from typing import Any
+
+from chatport.service.tools.format import (
+    MAX_PARALLEL_CALLS,
+    CallBlock,
+    Literal,
+    ParsedCall,
+    ToolCallFormat,
+    Trigger,
+    call_from,
+    call_schema,
+)
+from chatport.service.tools.plan import FunctionSpec
+
+OPEN = "[TOOL_CALLS]"
+_ID_ALPHABET = string.ascii_letters + string.digits
+_ID = {"type": "string", "pattern": "^[a-zA-Z0-9]{9}$"}
+
+
+def _parse(raw: str) -> list[ParsedCall] | None:
+    try:
+        data, end = json.JSONDecoder().raw_decode(raw[len(OPEN) :].lstrip())
+    except ValueError:
+        return None
+    if not isinstance(data, list) or not data or raw[len(OPEN) :].lstrip()[end:].strip():
+        return None
+    calls = [call_from(item) for item in data]
+    return None if any(c is None for c in calls) else [c for c in calls if c is not None]
+
+
+def mistral_id(call_id: str) -> str:
+    """A nine-character id standing for ``call_id``."""
+    value = int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:8], "big")
+    out = ""
+    for _ in range(9):
+        value, digit = divmod(value, len(_ID_ALPHABET))
+        out += _ID_ALPHABET[digit]
+    return out
+
+
+class MistralFormat(ToolCallFormat):
+    name = "mistral"
+    repeatable = False
+    markers = (OPEN,)
+
+    @property
+    def blocks(self) -> tuple[CallBlock, ...]:
+        return (CallBlock(OPEN, None, _parse),)
+
+    def function_rules(self, functions: list[FunctionSpec], parallel: bool, literal: Literal) -> list[str]:
+        more = MAX_PARALLEL_CALLS - 1 if parallel else 0
+        return [
+            f"fcall: {literal(OPEN)} fcall_rest",
+            f'fcall_rest: "[" fbody (", " fbody){{0,{more}}} "]"',
+            "fbody: " + " | ".join(f"fn_{i}" for i in range(len(functions))),
+            *(f"fn_{i}: %json {json.dumps(call_schema(f, extra={'id': _ID}))}" for i, f in enumerate(functions)),
+        ]
+
+    def triggers(self) -> tuple[Trigger, ...]:
+        return (Trigger(OPEN, "fcall_rest", repeat=False),)
+
+    def prepare_history(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for message in messages:
+            message = dict(message)
+            if "tool_calls" in message:
+                message["tool_calls"] = [{**c, "id": mistral_id(c["id"])} for c in message["tool_calls"]]
+            if "tool_call_id" in message:
+                message["tool_call_id"] = mistral_id(message["tool_call_id"])
+            out.append(message)
+        return out
