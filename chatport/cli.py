@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
 from chatport.catalog import ModelSource, default_model, model_id_for
 from chatport.engine.engine import EngineConfig
+
+if TYPE_CHECKING:
+    from chatport.store.database import Database
+
+T = TypeVar("T")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="OpenAI Chat Completions on local GGUF models.")
 console = Console(stderr=True)
@@ -25,7 +32,7 @@ def _sources(models: list[str], model_ids: list[str]) -> list[ModelSource]:
     if len(model_ids) > len(models):
         raise typer.BadParameter("more --model-id than --model")
     ids = model_ids + [model_id_for(p) for p in models[len(model_ids) :]]
-    return [ModelSource(os.path.abspath(p), i) for p, i in zip(models, ids)]
+    return [ModelSource(os.path.abspath(p), i) for p, i in zip(models, ids, strict=False)]
 
 
 def _aliases(values: list[str]) -> list[tuple[str, str]]:
@@ -45,7 +52,9 @@ def serve(
     alias: Annotated[list[str], typer.Option("--alias", help="NAME=MODEL_ID, e.g. gpt-4o=smollm2-135m-instruct.")] = [],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    api_key: Annotated[list[str], typer.Option("--api-key", help="Accepted bearer key (repeatable); also CHATPORT_API_KEYS.")] = [],
+    api_key: Annotated[
+        list[str], typer.Option("--api-key", help="Accepted bearer key (repeatable); also CHATPORT_API_KEYS.")
+    ] = [],
     ctx_size: Annotated[int, typer.Option(help="Context tokens per sequence.")] = 4096,
     max_seqs: Annotated[int, typer.Option(help="Sequences decoded together per model.")] = 16,
     max_queue: Annotated[int, typer.Option(help="Requests allowed to wait for a slot; more get 429.")] = 256,
@@ -72,7 +81,7 @@ def serve(
             TextColumn("loading [bold]{task.description}"), BarColumn(), TaskProgressColumn(), console=console, transient=False
         ) as progress:
             task = progress.add_task(source.id, total=1.0)
-            served = load_model(source.path, source.id, config, progress=lambda v: progress.update(task, completed=v))
+            served = load_model(source.path, source.id, config, progress=partial(_advance, progress, task))
             progress.update(task, completed=1.0)
         registry.add(served)
         context = served.capabilities.context_length
@@ -90,7 +99,11 @@ def serve(
     uvicorn.run(api, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 
-def _database(url: str | None):
+def _advance(progress: Progress, task: TaskID, value: float) -> None:
+    progress.update(task, completed=value)
+
+
+def _database(url: str | None) -> Database:
     from chatport.store.database import Database, default_sqlite_url
 
     try:
@@ -99,7 +112,9 @@ def _database(url: str | None):
         raise typer.BadParameter(str(exc), param_hint="--store") from None
 
 
-StoreOption = Annotated[str | None, typer.Option("--store", help="sqlite:///PATH or postgresql://... (default: the local SQLite file)")]
+StoreOption = Annotated[
+    str | None, typer.Option("--store", help="sqlite:///PATH or postgresql://... (default: the local SQLite file)")
+]
 
 db_app = typer.Typer(help="The stored-completions database.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys and the projects they belong to.", no_args_is_help=True)
@@ -107,12 +122,12 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 
 
-def _run(coro_fn, url: str | None):
+def _run(coro_fn: Callable[[Database], Awaitable[T]], url: str | None) -> T:
     import asyncio
 
     from chatport.store.database import StoreUnavailable, describe
 
-    async def main():
+    async def main() -> T:
         database = _database(url)
         try:
             return await coro_fn(database)
@@ -130,7 +145,7 @@ def _run(coro_fn, url: str | None):
 def db_upgrade(store: StoreOption = None) -> None:
     """Apply the database migrations (serve does this at start-up too)."""
 
-    async def go(database):
+    async def go(database: Database) -> None:
         await database.upgrade()
 
     _run(go, store)
@@ -138,7 +153,9 @@ def db_upgrade(store: StoreOption = None) -> None:
 
 
 @keys_app.command("create")
-def keys_create(project: Annotated[str, typer.Option(help="The project the key belongs to (created if new).")], store: StoreOption = None) -> None:
+def keys_create(
+    project: Annotated[str, typer.Option(help="The project the key belongs to (created if new).")], store: StoreOption = None
+) -> None:
     """Create a key; it is printed once and stored only as a hash."""
     from chatport.store.keys import KeyStore
 
@@ -176,7 +193,9 @@ def keys_revoke(key_id: str, store: StoreOption = None) -> None:
 def bench(
     base_url: Annotated[str | None, typer.Option(help="Bench a running server (e.g. http://127.0.0.1:8000/v1).")] = None,
     model: Annotated[str, typer.Option(help="Model id to request.")] = "smollm2-135m-instruct",
-    model_path: Annotated[str | None, typer.Option(help="GGUF for the servers bench starts (default: the default model).")] = None,
+    model_path: Annotated[
+        str | None, typer.Option(help="GGUF for the servers bench starts (default: the default model).")
+    ] = None,
     concurrency: Annotated[str, typer.Option(help="Comma-separated concurrent stream counts.")] = "1,4,16",
     requests: Annotated[int, typer.Option(help="Requests per concurrency level (at least the level).")] = 32,
     max_tokens: Annotated[int, typer.Option(help="Tokens generated per request (end-of-turn is banned).")] = 128,
@@ -188,7 +207,9 @@ def bench(
     out: Annotated[str, typer.Option(help="Directory for results.json, results.md and results.png.")] = "bench-results",
     store: Annotated[bool, typer.Option("--store", help="Instead: list latency over many stored completions.")] = False,
     store_rows: Annotated[int, typer.Option(help="Stored completions to load for --store.")] = 100_000,
-    pg_url: Annotated[str, typer.Option(help="PostgreSQL server for --store (a fresh database is made on it).")] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    pg_url: Annotated[
+        str, typer.Option(help="PostgreSQL server for --store (a fresh database is made on it).")
+    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
 ) -> None:
     """Measure throughput, TTFT and inter-token latency through the official async SDK."""
     import shlex
@@ -228,7 +249,7 @@ def _bench_store(command: str, model: str, model_path: str, rows: int, pg_url: s
     import json
     import secrets
 
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     from chatport.bench.store import markdown, run_store_bench
 
@@ -249,10 +270,14 @@ def _bench_store(command: str, model: str, model_path: str, rows: int, pg_url: s
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     try:
-        with open(os.path.join(out, "servers.log"), "w") as log:
-            results = run_store_bench(
-                {"sqlite": f"sqlite:///{sqlite_path}", "postgresql": f"{base}/{name}"}, model_path, model, rows, 200, log
-            )
+        results = run_store_bench(
+            {"sqlite": f"sqlite:///{sqlite_path}", "postgresql": f"{base}/{name}"},
+            model_path,
+            model,
+            rows,
+            200,
+            os.path.join(out, "servers.log"),
+        )
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     results["command"] = command

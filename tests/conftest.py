@@ -3,68 +3,29 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-import httpx
 import pytest
+
+from chatport.bench.servers import RunningServer, start_chatport
 
 MODEL = "smollm2-135m-instruct"
 
 
-@dataclass
-class Server:
-    base_url: str
-    process: subprocess.Popen
-    log_path: str
-
-    @property
-    def api(self) -> str:
-        return self.base_url + "/v1"
-
-    def log(self) -> str:
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+Server = RunningServer
 
 
 def start_server(tmp_dir: str, *args: str, env: dict[str, str] | None = None) -> Server:
-    port = free_port()
-    log_path = os.path.join(tmp_dir, f"server-{port}.log")
-    log = open(log_path, "w")
+    """``chatport serve`` with small test limits and its own SQLite store unless given one."""
     if "--store" not in args:
-        args = ("--store", f"sqlite:///{tmp_dir}/store-{port}.db", *args)
-    cmd = [sys.executable, "-m", "chatport", "serve", "--port", str(port), "--ctx-size", "2048", "--max-seqs", "8", *args]
-    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    server = Server(f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{server.log()}")
-        try:
-            if httpx.get(server.base_url + "/health", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"server did not come up:\n{server.log()}")
+        args = ("--store", f"sqlite:///{tmp_dir}/store-{os.getpid()}-{time.monotonic_ns()}.db", *args)
+    log_path = os.path.join(tmp_dir, f"server-{time.monotonic_ns()}.log")
+    return start_chatport("--ctx-size", "2048", "--max-seqs", "8", *args, log_path=log_path, env=env)
 
 
 def stop_server(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,10 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from chatport.api.responses import OrjsonResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chatport.protocol.errors import APIError, InvalidRequestError, MethodNotAllowedError, NotFoundError
+from chatport.api.responses import OrjsonResponse
+from chatport.protocol.errors import APIError, InvalidRequestError, method_not_allowed_error, not_found_error
 from chatport.protocol.validation import to_openai_error
 
 log = logging.getLogger("chatport.api")
@@ -36,9 +36,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> OrjsonResponse:
         where = f"{request.method} {request.url.path}"
         if exc.status_code == 404:
-            return error_response(NotFoundError(f"Invalid URL ({where})"))
+            return error_response(not_found_error(f"Invalid URL ({where})"))
         if exc.status_code == 405:
-            return error_response(MethodNotAllowedError(f"Method not allowed ({where})"))
+            return error_response(method_not_allowed_error(f"Method not allowed ({where})"))
         return error_response(APIError(str(exc.detail), status_code=exc.status_code, error_type="invalid_request_error"))
 
     @app.exception_handler(Exception)
@@ -47,4 +47,4 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(APIError("The server had an error while processing your request. Sorry about that!"))
 
 
-__all__ = ["install_error_handlers", "error_response", "InvalidRequestError"]
+__all__ = ["InvalidRequestError", "error_response", "install_error_handlers"]

@@ -3,11 +3,11 @@ the decode loop never pays for it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 from fastapi import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from chatport.service.models import ModelRegistry
@@ -17,7 +17,7 @@ class EngineCollector(Collector):
     def __init__(self, models: ModelRegistry) -> None:
         self.models = models
 
-    def collect(self) -> Iterator:
+    def collect(self) -> Iterator[Metric]:
         running = GaugeMetricFamily("chatport_running_sequences", "Sequences holding a KV slot", labels=["model"])
         waiting = GaugeMetricFamily("chatport_waiting_requests", "Requests queued for a slot", labels=["model"])
         steps = CounterMetricFamily("chatport_decode_steps", "Decode steps run", labels=["model"])
@@ -35,7 +35,7 @@ class EngineCollector(Collector):
         yield from (running, waiting, steps, tokens, decode, total)
 
 
-def metrics_endpoint(models: ModelRegistry):
+def metrics_endpoint(models: ModelRegistry) -> Callable[[], Awaitable[Response]]:
     registry = CollectorRegistry()
     registry.register(EngineCollector(models))
 

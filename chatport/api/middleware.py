@@ -12,7 +12,7 @@ import time
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chatport.protocol.errors import APIError, PayloadTooLargeError
+from chatport.protocol.errors import APIError, InvalidRequestError, payload_too_large_error
 
 
 class RequestContextMiddleware:
@@ -55,8 +55,8 @@ class RequestContextMiddleware:
 
         await self.app(scope, limited_receive, send_with_headers)
 
-    def _too_large(self) -> PayloadTooLargeError:
-        return PayloadTooLargeError(
+    def _too_large(self) -> InvalidRequestError:
+        return payload_too_large_error(
             f"The request body is too large: the limit is {self.max_body_bytes} bytes.", code="request_too_large"
         )
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.progress import Progress
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+    from openai.types.chat import ChatCompletionMessageParam as Message
 
 
 @dataclass
@@ -52,7 +57,9 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-async def one_request(client, model: str, messages: list[dict], max_tokens: int, extra_body: dict | None) -> RequestRecord:
+async def one_request(
+    client: AsyncOpenAI, model: str, messages: list[Message], max_tokens: int, extra_body: dict[str, Any] | None
+) -> RequestRecord:
     started = time.perf_counter()
     stamps: list[float] = []
     tokens = 0
@@ -77,7 +84,7 @@ async def one_request(client, model: str, messages: list[dict], max_tokens: int,
     if not tokens:
         tokens = len(stamps)  # servers that do not report usage in streams
     ttft = (stamps[0] if stamps else end) - started
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     return RequestRecord(ttft, gaps, tokens, end - started, cached)
 
 
@@ -89,19 +96,15 @@ async def run_level(
     concurrency: int,
     requests: int,
     max_tokens: int,
-    extra_body: dict | None = None,
+    extra_body: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> LevelResult:
     from openai import AsyncOpenAI
 
     client = AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0, timeout=600)
-    prompts = [
-        [{"role": "user", "content": f"Write a detailed story about a lighthouse keeper, chapter {i}."}]
-        for i in range(requests)
-    ]
-    queue: asyncio.Queue[list[dict]] = asyncio.Queue()
-    for p in prompts:
-        queue.put_nowait(p)
+    queue: asyncio.Queue[list[Message]] = asyncio.Queue()
+    for i in range(requests):
+        queue.put_nowait([{"role": "user", "content": f"Write a detailed story about a lighthouse keeper, chapter {i}."}])
     result = LevelResult(server, concurrency, 0.0)
     task = progress.add_task(f"{server} x{concurrency}", total=requests) if progress else None
 
@@ -113,7 +116,7 @@ async def run_level(
             except Exception as exc:  # counted and shown, the level goes on
                 result.errors += 1
                 result.extra.setdefault("first_error", repr(exc)[:300])
-            if progress is not None:
+            if progress is not None and task is not None:
                 progress.advance(task)
 
     started = time.perf_counter()
@@ -132,7 +135,7 @@ async def shared_prefix_ttft(*, base_url: str, model: str, prefix_tokens_hint: i
     system = " ".join(f"Rule {i}: always answer politely and precisely." for i in range(prefix_tokens_hint // 10))
     results = {}
     for label, question in (("cold", "What is rule 3?"), ("warm", "What is rule 7?")):
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+        messages: list[Message] = [{"role": "system", "content": system}, {"role": "user", "content": question}]
         record = await one_request(client, model, messages, 8, None)
         results[f"{label}_ttft"] = record.ttft
         results[f"{label}_cached_tokens"] = record.cached_tokens

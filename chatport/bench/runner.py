@@ -62,7 +62,7 @@ def _eog_bias(model_path: str) -> dict[str, int]:
 
 
 async def _measured_level(
-    name: str, url: str, opts: BenchOptions, concurrency: int, extra_body: dict, progress: Progress
+    name: str, url: str, opts: BenchOptions, concurrency: int, extra_body: dict[str, Any], progress: Progress
 ) -> LevelResult:
     """One load level, with chatport's Python share of each step read from /metrics."""
     before = _engine_seconds(url)
@@ -83,7 +83,7 @@ async def _measured_level(
     return level
 
 
-async def _levels(name: str, url: str, opts: BenchOptions, bias: dict, progress: Progress) -> list[LevelResult]:
+async def _levels(name: str, url: str, opts: BenchOptions, bias: dict[str, int], progress: Progress) -> list[LevelResult]:
     return [await _measured_level(name, url, opts, c, {"logit_bias": bias}, progress) for c in opts.concurrency]
 
 
@@ -93,20 +93,24 @@ def run(opts: BenchOptions, command: str) -> dict[str, Any]:
     servers: list[RunningServer] = []
     targets: list[tuple[str, str]] = []
     os.makedirs(opts.out, exist_ok=True)
-    log = open(os.path.join(opts.out, "servers.log"), "w")  # noqa: SIM115 - closed below
+    log_path = os.path.join(opts.out, "servers.log")
+    open(log_path, "w").close()
     try:
         if opts.base_url:
             targets.append(("target", opts.base_url))
         else:
             console.print("starting chatport ...")
-            srv = start_chatport(opts.model_path, opts.model, max_seqs=max(opts.concurrency), ctx_size=opts.ctx_size, log=log)
+            srv = start_chatport(
+                "--model", opts.model_path, "--model-id", opts.model, "--max-seqs", str(max(opts.concurrency)),
+                "--ctx-size", str(opts.ctx_size), log_path=log_path,
+            )  # fmt: skip
             servers.append(srv)
-            targets.append(("chatport", srv.base_url + "/v1"))
+            targets.append(("chatport", srv.api))
             if opts.compare:
                 console.print("starting llama-cpp-python's server ...")
-                peer = start_llama_cpp_server(opts.model_path, opts.model, ctx_size=opts.ctx_size, log=log)
+                peer = start_llama_cpp_server(opts.model_path, opts.model, ctx_size=opts.ctx_size, log_path=log_path)
                 servers.append(peer)
-                targets.append(("llama-cpp-python", peer.base_url + "/v1"))
+                targets.append(("llama-cpp-python", peer.api))
 
         levels: list[LevelResult] = []
         with Progress(
@@ -119,8 +123,16 @@ def run(opts: BenchOptions, command: str) -> dict[str, Any]:
                 name, url = targets[0]
                 top = max(opts.concurrency)
                 asyncio.run(
-                    run_level(base_url=url, server=f"{name} warm-up", model=opts.model, concurrency=top,
-                              requests=top, max_tokens=opts.max_tokens, extra_body={"logit_bias": bias}, progress=progress)
+                    run_level(
+                        base_url=url,
+                        server=f"{name} warm-up",
+                        model=opts.model,
+                        concurrency=top,
+                        requests=top,
+                        max_tokens=opts.max_tokens,
+                        extra_body={"logit_bias": bias},
+                        progress=progress,
+                    )
                 )
             for name, url in targets:
                 levels += asyncio.run(_levels(name, url, opts, bias, progress))
@@ -137,7 +149,6 @@ def run(opts: BenchOptions, command: str) -> dict[str, Any]:
     finally:
         for srv in servers:
             srv.stop()
-        log.close()
 
     if opts.raw:
         from chatport.bench.raw import raw_decode

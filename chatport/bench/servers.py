@@ -1,4 +1,4 @@
-"""Servers under test, started as subprocesses on loopback ports."""
+"""Servers under test, started as subprocesses on loopback ports (by the bench and the tests)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,19 @@ import httpx
 @dataclass
 class RunningServer:
     name: str
-    base_url: str
-    process: subprocess.Popen
-    model: str
+    base_url: str  # the root, without /v1
+    process: subprocess.Popen[bytes]
+    log_path: str | None = None
+
+    @property
+    def api(self) -> str:
+        return self.base_url + "/v1"
+
+    def log(self) -> str:
+        if self.log_path is None:
+            return ""
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
 
     def stop(self) -> None:
         self.process.terminate()
@@ -30,51 +40,45 @@ class RunningServer:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def _wait(server: RunningServer, probe: str, limit: float = 180.0) -> RunningServer:
-    deadline = time.monotonic() + limit
+def launch(
+    name: str, cmd: list[str], port: int, probe: str, log_path: str, *, env: dict[str, str] | None = None
+) -> RunningServer:
+    """Start ``cmd`` (which listens on ``port``), its output going to ``log_path``, and wait
+    until ``probe`` answers 200."""
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    server = RunningServer(name, f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with code {server.process.returncode}")
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode}:\n{server.log()[-4000:]}")
         try:
             if httpx.get(server.base_url + probe, timeout=2).status_code == 200:
                 return server
         except httpx.HTTPError:
             pass
-        time.sleep(0.3)
+        time.sleep(0.2)
     server.stop()
-    raise RuntimeError(f"{server.name} did not start")
+    raise RuntimeError(f"{name} did not start:\n{server.log()[-4000:]}")
 
 
-def start_chatport(model_path: str, model_id: str, *, max_seqs: int, ctx_size: int, log) -> RunningServer:
+def start_chatport(*args: str, log_path: str, env: dict[str, str] | None = None) -> RunningServer:
+    """``chatport serve ARGS`` on a free loopback port."""
     port = free_port()
-    cmd = [
-        sys.executable, "-m", "chatport", "serve", "--model", model_path, "--model-id", model_id,
-        "--port", str(port), "--max-seqs", str(max_seqs), "--ctx-size", str(ctx_size),
-    ]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    return _wait(RunningServer("chatport", f"http://127.0.0.1:{port}", proc, model_id), "/health")
+    cmd = [sys.executable, "-m", "chatport", "serve", "--port", str(port), *args]
+    return launch("chatport", cmd, port, "/health", log_path, env=env)
 
 
-def start_llama_cpp_server(model_path: str, model_id: str, *, ctx_size: int, log) -> RunningServer:
+def start_llama_cpp_server(model_path: str, model_id: str, *, ctx_size: int, log_path: str) -> RunningServer:
     port = free_port()
     cmd = [
         sys.executable, "-m", "chatport.bench.llama_cpp_server", "--model", model_path, "--model_alias", model_id,
         "--port", str(port), "--n_ctx", str(ctx_size), "--n_threads", str(os.cpu_count() or 1),
         # Queue concurrent requests instead of cutting the running one off (its default).
         "--interrupt_requests", "False",
-    ]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    return _wait(RunningServer("llama-cpp-python", f"http://127.0.0.1:{port}", proc, model_id), "/v1/models")
-
-
-def start_store_server(model_path: str, model_id: str, store_url: str, *, log) -> RunningServer:
-    port = free_port()
-    cmd = [
-        sys.executable, "-m", "chatport", "serve", "--model", model_path, "--model-id", model_id,
-        "--port", str(port), "--max-seqs", "1", "--ctx-size", "512", "--store", store_url,
-    ]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    return _wait(RunningServer("chatport", f"http://127.0.0.1:{port}", proc, model_id), "/health")
+    ]  # fmt: skip
+    return launch("llama-cpp-python", cmd, port, "/v1/models", log_path)

@@ -52,8 +52,14 @@ async def load_rows(url: str, count: int, model: str, chunk: int = 5000) -> floa
             for i in ids:
                 meta = {"tenant": f"t{i % TENANTS}", "shard": f"s{i % 7}"}
                 rows.append(
-                    {"id": f"chatcmpl-bench{i:09d}", "project_id": DEFAULT_PROJECT, "model": model,
-                     "created": 1_700_000_000 + i, "body": _completion(i, model), "metadata": meta}
+                    {
+                        "id": f"chatcmpl-bench{i:09d}",
+                        "project_id": DEFAULT_PROJECT,
+                        "model": model,
+                        "created": 1_700_000_000 + i,
+                        "body": _completion(i, model),
+                        "metadata": meta,
+                    }
                 )
             result = await conn.execute(insert(StoredCompletion).returning(StoredCompletion.seq, StoredCompletion.id), rows)
             seq_of = {row.id: row.seq for row in result}
@@ -68,7 +74,11 @@ async def load_rows(url: str, count: int, model: str, chunk: int = 5000) -> floa
             await conn.execute(
                 insert(CompletionMessage),
                 [
-                    {"completion_seq": seq_of[f"chatcmpl-bench{i:09d}"], "position": 0, "body": {"role": "user", "content": f"Question {i}"}}
+                    {
+                        "completion_seq": seq_of[f"chatcmpl-bench{i:09d}"],
+                        "position": 0,
+                        "body": {"role": "user", "content": f"Question {i}"},
+                    }
                     for i in ids
                 ],
             )
@@ -104,15 +114,20 @@ QUERIES = {
 }
 
 
-def run_store_bench(urls: dict[str, str], model_path: str, model_id: str, count: int, rounds: int, log) -> dict[str, Any]:
-    from chatport.bench.servers import start_store_server
+def run_store_bench(
+    urls: dict[str, str], model_path: str, model_id: str, count: int, rounds: int, log_path: str
+) -> dict[str, Any]:
+    from chatport.bench.servers import start_chatport
 
     results: dict[str, Any] = {"rows": count, "databases": {}}
     for name, url in urls.items():
         seconds = asyncio.run(load_rows(url, count, model_id))
-        server = start_store_server(model_path, model_id, url, log=log)
+        server = start_chatport(
+            "--model", model_path, "--model-id", model_id, "--max-seqs", "1", "--ctx-size", "512", "--store", url,
+            log_path=log_path,
+        )  # fmt: skip
         try:
-            timings = time_lists(server.base_url + "/v1", QUERIES, rounds)
+            timings = time_lists(server.api, QUERIES, rounds)
         finally:
             server.stop()
         results["databases"][name] = {"load_seconds": round(seconds, 1), "lists": timings}

@@ -74,6 +74,3 @@ class TriggerWatch:
         after = self._recent[at + len(lazy.trigger) :]
         self._recent = ""
         return lazy, after
-
-    def reset(self) -> None:
-        self._recent = ""

@@ -153,19 +153,25 @@ class Engine:
 
     def _run(self) -> None:
         while not self._stopping:
-            self._take_inbox()
-            self._drop_stale()
-            if not self.scheduler.has_work():
+            if not self.tick():
                 self._wake.wait()
                 self._wake.clear()
-                continue
-            started = time.perf_counter()
-            try:
-                self.step()
-            except Exception as exc:  # the failure is the live requests', not the server's
-                log.exception("engine step failed")
-                self._fail_running(BackendFailure(str(exc)))
-            self.counters.step_seconds += time.perf_counter() - started
+
+    def tick(self) -> bool:
+        """One pass of the loop: take new requests, drop cancelled and expired ones, and
+        step if there is work. Returns whether it stepped."""
+        self._take_inbox()
+        self._drop_stale()
+        if not self.scheduler.has_work():
+            return False
+        started = time.perf_counter()
+        try:
+            self.step()
+        except Exception as exc:  # the failure is the live requests', not the server's
+            log.exception("engine step failed")
+            self._fail_running(BackendFailure(str(exc)))
+        self.counters.step_seconds += time.perf_counter() - started
+        return True
 
     def step(self) -> None:
         self._admit()

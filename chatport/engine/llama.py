@@ -22,18 +22,17 @@ from chatport.protocol.backend import BackendFailure
 from chatport.protocol.prompt import MediaChunk
 
 _backend_lock = threading.Lock()
-_backend_ready = False
+_backend_ready = threading.Event()
 
 
 def _init_backend() -> None:
-    global _backend_ready
     with _backend_lock:
-        if not _backend_ready:
+        if not _backend_ready.is_set():
             # llama.cpp's load-time chatter (thousands of lines per model) stays out of our
             # logs; its errors still come through.
             llama_logger.set_verbose(False)
             lc.llama_backend_init()
-            _backend_ready = True
+            _backend_ready.set()
 
 
 class ModelLoadError(RuntimeError):
@@ -172,13 +171,14 @@ class BatchView:
         self._seq_ptrs = (ctypes.POINTER(lc.llama_seq_id) * cap)(
             *[ctypes.cast(seq_ptr + 4 * i, ctypes.POINTER(lc.llama_seq_id)) for i in range(cap)]
         )
+        # llama_cpp declares the pointer fields as arrays; they take pointers to our buffers.
         self.raw = lc.llama_batch()
-        self.raw.embd = None
-        self.raw.token = self.token.ctypes.data_as(ctypes.POINTER(lc.llama_token))
-        self.raw.pos = self.pos.ctypes.data_as(ctypes.POINTER(lc.llama_pos))
-        self.raw.n_seq_id = self.n_seq_id.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
-        self.raw.seq_id = self._seq_ptrs
-        self.raw.logits = self.logits.ctypes.data_as(ctypes.POINTER(ctypes.c_int8))
+        self.raw.embd = None  # type: ignore[assignment]
+        self.raw.token = self.token.ctypes.data_as(ctypes.POINTER(lc.llama_token))  # type: ignore[assignment]
+        self.raw.pos = self.pos.ctypes.data_as(ctypes.POINTER(lc.llama_pos))  # type: ignore[assignment]
+        self.raw.n_seq_id = self.n_seq_id.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))  # type: ignore[assignment]
+        self.raw.seq_id = self._seq_ptrs  # type: ignore[assignment]
+        self.raw.logits = self.logits.ctypes.data_as(ctypes.POINTER(ctypes.c_int8))  # type: ignore[assignment]
         self.size = 0
         self.n_outputs = 0
 

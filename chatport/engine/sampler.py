@@ -100,8 +100,8 @@ def _apply_bias_and_penalties(x: np.ndarray, states: Seq[SamplerState]) -> None:
     for i, state in enumerate(states):
         p = state.params
         if p.logit_bias:
-            ids, values = zip(*p.logit_bias)
-            x[i, list(ids)] += np.asarray(values, dtype=np.float32)
+            bias_ids = [token for token, _ in p.logit_bias]
+            x[i, bias_ids] += np.asarray([value for _, value in p.logit_bias], dtype=np.float32)
         if state.counts and (p.presence_penalty or p.frequency_penalty):
             ids = np.fromiter(state.counts.keys(), dtype=np.int64, count=len(state.counts))
             counts = np.fromiter(state.counts.values(), dtype=np.float32, count=len(state.counts))

@@ -84,7 +84,7 @@ class Scheduler:
 
     def admit(self, new_sequence: SequenceFactory) -> list[Admission]:
         """Start waiting requests that fit, in priority then arrival order."""
-        started = []
+        started: list[Admission] = []
         for queue in self.waiting:
             while queue:
                 handle = queue[0]

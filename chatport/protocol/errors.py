@@ -43,38 +43,36 @@ class APIError(Exception):
 
 
 class InvalidRequestError(APIError):
+    """A client error: 400 unless another status is given. OpenAI gives 401, 404, 405 and
+    413 the same ``invalid_request_error`` type; the constructors below name them."""
+
     status_code = 400
     error_type = "invalid_request_error"
 
 
-class AuthenticationError(APIError):
-    status_code = 401
-    error_type = "invalid_request_error"
+def authentication_error(message: str, code: str) -> InvalidRequestError:
+    return InvalidRequestError(message, code=code, status_code=401)
 
 
-class NotFoundError(APIError):
-    status_code = 404
-    error_type = "invalid_request_error"
+def not_found_error(message: str, *, param: str | None = None, code: str | None = None) -> InvalidRequestError:
+    return InvalidRequestError(message, param=param, code=code, status_code=404)
 
 
-class MethodNotAllowedError(APIError):
-    status_code = 405
-    error_type = "invalid_request_error"
+def method_not_allowed_error(message: str) -> InvalidRequestError:
+    return InvalidRequestError(message, status_code=405)
 
 
-class PayloadTooLargeError(APIError):
-    status_code = 413
-    error_type = "invalid_request_error"
+def payload_too_large_error(message: str, code: str) -> InvalidRequestError:
+    return InvalidRequestError(message, code=code, status_code=413)
 
 
-class RateLimitError(APIError):
-    status_code = 429
-    error_type = "requests"
+def rate_limit_error(message: str, code: str) -> APIError:
+    return APIError(message, code=code, status_code=429, error_type="requests")
 
 
-class OverloadedError(APIError):
-    status_code = 503
-    error_type = "server_error"
+def overloaded_error(message: str, code: str) -> APIError:
+    """503: the request is fine; the server cannot take it now."""
+    return APIError(message, code=code, status_code=503)
 
 
 def unsupported_parameter(param: str, detail: str | None = None) -> InvalidRequestError:
@@ -83,8 +81,8 @@ def unsupported_parameter(param: str, detail: str | None = None) -> InvalidReque
     return InvalidRequestError(message, param=param, code="unsupported_parameter")
 
 
-def model_not_found(model: str) -> NotFoundError:
-    return NotFoundError(
+def model_not_found(model: str) -> InvalidRequestError:
+    return not_found_error(
         f"The model `{model}` does not exist or you do not have access to it.",
         param="model",
         code="model_not_found",

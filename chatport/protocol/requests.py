@@ -3,13 +3,13 @@
 Top-level fields are closed (an unknown one is an error, as with OpenAI); nested
 objects ignore fields they do not know, because the SDKs send response objects back
 as history (an assistant message carries ``annotations``, ``parsed`` ...).
-Every union gets a tag with an ``=`` or a class name so that ``protocol.validation``
+Every union member gets a ``Tag("FIELD=VALUE")`` or is a class so that ``protocol.validation``
 can strip those from error locations and name the parameter as OpenAI does.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
@@ -21,31 +21,32 @@ class _Nested(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
 
-def _tag_of(field: str):
-    def get(value: Any) -> str | None:
-        if isinstance(value, dict):
-            tag = value.get(field)
-        else:
-            tag = getattr(value, field, None)
+def _one_of(field: str, *values: str) -> Discriminator:
+    """Picks a union member by ``field``; each member is tagged ``Tag("FIELD=VALUE")``."""
+
+    def tag_of(value: Any) -> str | None:
+        tag = value.get(field) if isinstance(value, dict) else getattr(value, field, None)
         return f"{field}={tag}" if isinstance(tag, str) else None
 
-    return get
-
-
-def _tagged(field: str, *members: tuple[str, type]) -> Any:
-    return Annotated[
-        Union[tuple(Annotated[cls, Tag(f"{field}={value}")] for value, cls in members)],
-        Discriminator(
-            _tag_of(field),
-            custom_error_type="invalid_value",
-            custom_error_message=f"{field}: Supported values are: " + _quoted_list([v for v, _ in members]) + ".",
-        ),
-    ]
+    return Discriminator(
+        tag_of,
+        custom_error_type="invalid_value",
+        custom_error_message=f"{field}: Supported values are: " + _quoted_list(list(values)) + ".",
+    )
 
 
 def _quoted_list(values: list[str]) -> str:
     quoted = [f"'{v}'" for v in values]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + ", and " + quoted[-1]
+
+
+FunctionT = TypeVar("FunctionT")
+CustomT = TypeVar("CustomT")
+# Tools and tool calls alike are a function or a custom tool, told apart by "type".
+FunctionOrCustom = Annotated[
+    Annotated[FunctionT, Tag("type=function")] | Annotated[CustomT, Tag("type=custom")],
+    _one_of("type", "function", "custom"),
+]
 
 
 # --- content parts -----------------------------------------------------------------
@@ -92,15 +93,22 @@ class RefusalPart(_Nested):
     refusal: str
 
 
-UserPart = _tagged(
-    "type", ("text", TextPart), ("image_url", ImagePart), ("input_audio", AudioPart), ("file", FilePart)
-)
-AssistantPart = _tagged("type", ("text", TextPart), ("refusal", RefusalPart))
-TextOnlyPart = _tagged("type", ("text", TextPart))
+UserPart = Annotated[
+    Annotated[TextPart, Tag("type=text")]
+    | Annotated[ImagePart, Tag("type=image_url")]
+    | Annotated[AudioPart, Tag("type=input_audio")]
+    | Annotated[FilePart, Tag("type=file")],
+    _one_of("type", "text", "image_url", "input_audio", "file"),
+]
+AssistantPart = Annotated[
+    Annotated[TextPart, Tag("type=text")] | Annotated[RefusalPart, Tag("type=refusal")],
+    _one_of("type", "text", "refusal"),
+]
+TextOnlyPart = Annotated[Annotated[TextPart, Tag("type=text")], _one_of("type", "text")]
 
-TextContent = Union[str, Annotated[list[TextOnlyPart], Field(min_length=1)]]
-UserContent = Union[str, Annotated[list[UserPart], Field(min_length=1)]]
-AssistantContent = Union[str, Annotated[list[AssistantPart], Field(min_length=1)]]
+TextContent = str | Annotated[list[TextOnlyPart], Field(min_length=1)]
+UserContent = str | Annotated[list[UserPart], Field(min_length=1)]
+AssistantContent = str | Annotated[list[AssistantPart], Field(min_length=1)]
 
 
 # --- messages ------------------------------------------------------------------------
@@ -128,7 +136,7 @@ class CustomToolCall(_Nested):
     custom: CustomCallData
 
 
-ToolCall = _tagged("type", ("function", FunctionToolCall), ("custom", CustomToolCall))
+ToolCall = FunctionOrCustom[FunctionToolCall, CustomToolCall]
 
 
 class DeveloperMessage(_Nested):
@@ -175,15 +183,15 @@ class FunctionMessage(_Nested):
     name: str
 
 
-Message = _tagged(
-    "role",
-    ("developer", DeveloperMessage),
-    ("system", SystemMessage),
-    ("user", UserMessage),
-    ("assistant", AssistantMessage),
-    ("tool", ToolMessage),
-    ("function", FunctionMessage),
-)
+Message = Annotated[
+    Annotated[DeveloperMessage, Tag("role=developer")]
+    | Annotated[SystemMessage, Tag("role=system")]
+    | Annotated[UserMessage, Tag("role=user")]
+    | Annotated[AssistantMessage, Tag("role=assistant")]
+    | Annotated[ToolMessage, Tag("role=tool")]
+    | Annotated[FunctionMessage, Tag("role=function")],
+    _one_of("role", "developer", "system", "user", "assistant", "tool", "function"),
+]
 
 
 # --- tools, formats and options ------------------------------------------------------
@@ -218,7 +226,13 @@ class GrammarFormat(_Nested):
 class CustomDefinition(_Nested):
     name: str
     description: str | None = None
-    format: _tagged("type", ("text", TextFormat), ("grammar", GrammarFormat)) | None = None  # type: ignore[valid-type]
+    format: (
+        Annotated[
+            Annotated[TextFormat, Tag("type=text")] | Annotated[GrammarFormat, Tag("type=grammar")],
+            _one_of("type", "text", "grammar"),
+        ]
+        | None
+    ) = None
 
 
 class CustomTool(_Nested):
@@ -226,7 +240,7 @@ class CustomTool(_Nested):
     custom: CustomDefinition
 
 
-Tool = _tagged("type", ("function", FunctionTool), ("custom", CustomTool))
+Tool = FunctionOrCustom[FunctionTool, CustomTool]
 
 
 class NamedFunction(_Nested):
@@ -253,15 +267,15 @@ class AllowedToolsChoice(_Nested):
     allowed_tools: AllowedTools
 
 
-ToolChoice = Union[
-    Literal["none", "auto", "required"],
-    _tagged(
-        "type",
-        ("function", NamedFunctionChoice),
-        ("custom", NamedCustomChoice),
-        ("allowed_tools", AllowedToolsChoice),
-    ),
-]
+ToolChoice = (
+    Literal["none", "auto", "required"]
+    | Annotated[
+        Annotated[NamedFunctionChoice, Tag("type=function")]
+        | Annotated[NamedCustomChoice, Tag("type=custom")]
+        | Annotated[AllowedToolsChoice, Tag("type=allowed_tools")],
+        _one_of("type", "function", "custom", "allowed_tools"),
+    ]
+)
 
 
 class LegacyFunction(_Nested):
@@ -290,12 +304,12 @@ class ResponseFormatJSONSchema(_Nested):
     json_schema: JSONSchemaSpec
 
 
-ResponseFormat = _tagged(
-    "type",
-    ("text", ResponseFormatText),
-    ("json_object", ResponseFormatJSONObject),
-    ("json_schema", ResponseFormatJSONSchema),
-)
+ResponseFormat = Annotated[
+    Annotated[ResponseFormatText, Tag("type=text")]
+    | Annotated[ResponseFormatJSONObject, Tag("type=json_object")]
+    | Annotated[ResponseFormatJSONSchema, Tag("type=json_schema")],
+    _one_of("type", "text", "json_object", "json_schema"),
+]
 
 
 class StreamOptions(_Nested):
@@ -309,7 +323,7 @@ class PredictionContent(_Nested):
 
 
 class AudioOutput(_Nested):
-    voice: Union[str, dict[str, Any]]
+    voice: str | dict[str, Any]
     format: Literal["wav", "aac", "mp3", "flac", "opus", "pcm16"]
 
 
@@ -324,7 +338,7 @@ class ChatCompletionRequest(BaseModel):
     model: str
     audio: AudioOutput | None = None
     frequency_penalty: Penalty | None = None
-    function_call: Union[Literal["none", "auto"], NamedFunction] | None = None
+    function_call: Literal["none", "auto"] | NamedFunction | None = None
     functions: Annotated[list[LegacyFunction], Field(min_length=1, max_length=128)] | None = None
     logit_bias: dict[str, int] | None = None
     logprobs: bool | None = None
@@ -345,7 +359,7 @@ class ChatCompletionRequest(BaseModel):
     safety_identifier: Annotated[str, Field(max_length=64)] | None = None
     seed: Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)] | None = None
     service_tier: Literal["auto", "default", "flex", "scale", "priority", "fast"] | None = None
-    stop: Union[str, Annotated[list[str], Field(min_length=1, max_length=4)]] | None = None
+    stop: str | Annotated[list[str], Field(min_length=1, max_length=4)] | None = None
     store: bool | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None

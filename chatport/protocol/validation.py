@@ -7,6 +7,7 @@ union-branch labels in between, which are stripped here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -93,7 +94,7 @@ def _is_branch_label(part: str) -> bool:
 _BRANCH_NAMES = {"str", "int", "float", "bool", "dict", "list", "none", "function-after"}
 
 
-def _is_branch_mismatch(error: dict[str, Any]) -> bool:
+def _is_branch_mismatch(error: Mapping[str, Any]) -> bool:
     """An error that only says 'this union member was the wrong kind of value'."""
     if not any(isinstance(p, str) and _is_branch_label(p) for p in error["loc"]):
         return False
@@ -107,13 +108,11 @@ def _is_branch_mismatch(error: dict[str, Any]) -> bool:
     return False
 
 
-def to_openai_error(errors: list[dict[str, Any]]) -> InvalidRequestError:
+def to_openai_error(errors: Sequence[Mapping[str, Any]]) -> InvalidRequestError:
     for error in errors:
         if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
             name = error["loc"][0]
-            return InvalidRequestError(
-                f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter"
-            )
+            return InvalidRequestError(f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter")
     real = [e for e in errors if not _is_branch_mismatch(e)]
     if real:
         return _describe_error(real[0])
@@ -130,18 +129,16 @@ def to_openai_error(errors: list[dict[str, Any]]) -> InvalidRequestError:
     )
 
 
-def _describe_error(error: dict[str, Any]) -> InvalidRequestError:
+def _describe_error(error: Mapping[str, Any]) -> InvalidRequestError:
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
     loc = error["loc"]
     if kind == "invalid_value" and ": " in error["msg"]:
         field, supported = error["msg"].split(": ", 1)
-        param = param_path(loc + (field,))
+        param = param_path((*loc, field))
         shown = value.get(field) if isinstance(value, dict) else value
         if shown is None:
             return _missing(param)
-        return InvalidRequestError(
-            f"Invalid value: '{shown}'. {supported}", param=param, code="invalid_value"
-        )
+        return InvalidRequestError(f"Invalid value: '{shown}'. {supported}", param=param, code="invalid_value")
     param = param_path(loc)
     if kind == "missing":
         return _missing(param)
@@ -164,9 +161,7 @@ def _describe_error(error: dict[str, Any]) -> InvalidRequestError:
 
 
 def _missing(param: str) -> InvalidRequestError:
-    return InvalidRequestError(
-        f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-    )
+    return InvalidRequestError(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
 
 
 def _out_of_range(kind: str, param: str, value: Any, ctx: dict[str, Any]) -> InvalidRequestError:

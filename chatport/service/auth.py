@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import time
 
-from chatport.protocol.errors import AuthenticationError
+from chatport.protocol.errors import authentication_error
 from chatport.store.database import StoreUnavailable
 from chatport.store.keys import DEFAULT_PROJECT, KeyStore
 
@@ -32,14 +32,14 @@ class Authenticator:
         if not self._static and not await self._stored_keys_exist():
             return DEFAULT_PROJECT
         if not token:
-            raise AuthenticationError(
+            raise authentication_error(
                 "You didn't provide an API key. You need to provide your API key in an Authorization "
                 "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
                 code="missing_api_key",
             )
         project = await self._stored_project(token)
         if project is None:
-            raise AuthenticationError(f"Incorrect API key provided: {_redact(token)}.", code="invalid_api_key")
+            raise authentication_error(f"Incorrect API key provided: {_redact(token)}.", code="invalid_api_key")
         return project
 
     async def _stored_keys_exist(self) -> bool:

@@ -19,7 +19,7 @@ from chatport.protocol.backend import (
     QueueFull,
     QueueTimeout,
 )
-from chatport.protocol.errors import APIError, OverloadedError, RateLimitError, unsupported_parameter
+from chatport.protocol.errors import APIError, overloaded_error, rate_limit_error, unsupported_parameter
 from chatport.protocol.requests import ChatCompletionRequest
 from chatport.protocol.validation import validate
 from chatport.service.checks import check_request
@@ -75,7 +75,14 @@ class ChatService:
         check_request(request, max_choices=model.capabilities.max_choices)
         generation, tools = await generation_for(request, model)
         return PreparedChat(
-            request, model, generation, tools, list(body["messages"]), rs.random_id("chatcmpl-"), int(time.time()), service_tier(request)
+            request,
+            model,
+            generation,
+            tools,
+            list(body["messages"]),
+            rs.random_id("chatcmpl-"),
+            int(time.time()),
+            service_tier(request),
         )
 
     async def start(self, chat: PreparedChat) -> GenerationHandle:
@@ -179,12 +186,12 @@ async def _outputs(handle: GenerationHandle) -> AsyncIterator[list[ChoiceDelta]]
 
 def as_api_error(failure: BackendFailure) -> APIError:
     if isinstance(failure, QueueFull):
-        return RateLimitError(
+        return rate_limit_error(
             "Too many requests are waiting for this model. Please retry after a brief wait.",
             code="rate_limit_exceeded",
         )
     if isinstance(failure, QueueTimeout):
-        return OverloadedError(
+        return overloaded_error(
             "The server is currently overloaded with other requests. Sorry about that! Please retry after a brief wait.",
             code="server_overloaded",
         )

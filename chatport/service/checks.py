@@ -72,19 +72,18 @@ def check_metadata(metadata: dict[str, str] | None) -> None:
         )
     for key, value in metadata.items():
         if len(key) > METADATA_MAX_KEY:
-            raise InvalidRequestError(
-                f"Invalid 'metadata': key too long. Expected a key with maximum length {METADATA_MAX_KEY}, "
-                f"but got a key with length {len(key)} instead.",
-                param="metadata",
-                code="string_above_max_length",
-            )
+            raise _too_long("metadata", "key", METADATA_MAX_KEY, len(key))
         if len(value) > METADATA_MAX_VALUE:
-            raise InvalidRequestError(
-                f"Invalid 'metadata.{key}': string too long. Expected a string with maximum length "
-                f"{METADATA_MAX_VALUE}, but got a string with length {len(value)} instead.",
-                param=f"metadata.{key}",
-                code="string_above_max_length",
-            )
+            raise _too_long(f"metadata.{key}", "string", METADATA_MAX_VALUE, len(value))
+
+
+def _too_long(param: str, what: str, limit: int, actual: int) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"Invalid '{param}': {what} too long. Expected a {what} with maximum length {limit}, "
+        f"but got a {what} with length {actual} instead.",
+        param=param,
+        code="string_above_max_length",
+    )
 
 
 def _check_logit_bias(bias: dict[str, int] | None) -> None:

@@ -80,7 +80,12 @@ class Choices:
 
     def choice_objects(self) -> list[dict[str, Any]]:
         return [
-            {"index": i, "message": self.message(i), "logprobs": rs.choice_logprobs(self.logprobs[i]), "finish_reason": self.finish[i]}
+            {
+                "index": i,
+                "message": self.message(i),
+                "logprobs": rs.choice_logprobs(self.logprobs[i]),
+                "finish_reason": self.finish[i],
+            }
             for i in range(self.n)
         ]
 

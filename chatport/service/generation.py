@@ -31,9 +31,7 @@ def service_tier(request: ChatCompletionRequest) -> str:
 
 
 async def generation_for(request: ChatCompletionRequest, model: ServedModel) -> tuple[GenerationRequest, ToolPlan | None]:
-    messages = to_template_messages(
-        request.messages, model=model.id, developer_as_system=not model.template.knows_developer_role
-    )
+    messages = to_template_messages(request.messages, model=model.id, developer_as_system=not model.template.knows_developer_role)
     grammar = grammar_for(request, messages)
     grammar_error = schema_error(request)
     tools = plan_tools(request)
@@ -75,7 +73,7 @@ async def _compile(model: ServedModel, grammar: str, error: GrammarError) -> Gra
         return await asyncio.wait_for(asyncio.to_thread(model.backend.compile_grammar, grammar), GRAMMAR_COMPILE_SECONDS)
     except ValueError as exc:
         raise error(str(exc).strip().splitlines()[0]) from None
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise error(f"the grammar did not compile within {GRAMMAR_COMPILE_SECONDS:.0f} seconds") from None
 
 
@@ -114,4 +112,3 @@ def sampling_params(request: ChatCompletionRequest, vocab_size: int, model_id: s
         logprobs=bool(request.logprobs),
         top_logprobs=request.top_logprobs or 0,
     )
-

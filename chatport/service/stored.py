@@ -7,17 +7,18 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from chatport.protocol.errors import APIError, InvalidRequestError, NotFoundError, OverloadedError
+from chatport.protocol.errors import APIError, InvalidRequestError, not_found_error, overloaded_error
 from chatport.service.checks import check_metadata
-from chatport.store.completions import CompletionStore, Page, UnknownCursor
+from chatport.store.completions import CompletionStore, Order, Page, UnknownCursor
 from chatport.store.database import StoreUnavailable
 
 MAX_LIMIT = 100
+_ORDERS: dict[str, Order] = {"asc": "asc", "desc": "desc"}
 DEFAULT_LIMIT = 20
 
 
 def unavailable() -> APIError:
-    return OverloadedError(
+    return overloaded_error(
         "The stored completions database is unavailable right now; requests without store=true are unaffected. "
         "Please retry later.",
         code="store_unavailable",
@@ -33,10 +34,8 @@ def reachable() -> Iterator[None]:
         raise unavailable() from None
 
 
-def not_found(completion_id: str) -> NotFoundError:
-    return NotFoundError(
-        f"No chat completion found with id '{completion_id}'.", param="completion_id", code="not_found"
-    )
+def not_found(completion_id: str) -> InvalidRequestError:
+    return not_found_error(f"No chat completion found with id '{completion_id}'.", param="completion_id", code="not_found")
 
 
 def parse_limit(raw: str | None) -> int:
@@ -65,14 +64,14 @@ def parse_limit(raw: str | None) -> int:
     return value
 
 
-def parse_order(raw: str | None) -> str:
+def parse_order(raw: str | None) -> Order:
     if raw is None:
         return "asc"
-    if raw not in ("asc", "desc"):
-        raise InvalidRequestError(
-            f"Invalid value: '{raw}'. Supported values are: 'asc' and 'desc'.", param="order", code="invalid_value"
-        )
-    return raw
+    if raw in _ORDERS:
+        return _ORDERS[raw]
+    raise InvalidRequestError(
+        f"Invalid value: '{raw}'. Supported values are: 'asc' and 'desc'.", param="order", code="invalid_value"
+    )
 
 
 def parse_metadata_filter(items: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -120,7 +119,12 @@ def stored_message(message: dict[str, Any]) -> dict[str, Any]:
         parts = content
         texts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
         content = "\n".join(texts) if texts else None
-    out: dict[str, Any] = {"role": message.get("role"), "content": content, "refusal": message.get("refusal"), "content_parts": parts}
+    out: dict[str, Any] = {
+        "role": message.get("role"),
+        "content": content,
+        "refusal": message.get("refusal"),
+        "content_parts": parts,
+    }
     for key in ("name", "tool_calls", "tool_call_id", "function_call", "audio"):
         if message.get(key) is not None:
             out[key] = message[key]
@@ -135,11 +139,13 @@ class StoredCompletions:
         with reachable():
             await self.store.db.ping()
 
-    async def save(self, project: str, completion: dict[str, Any], metadata: dict[str, str], messages: list[dict[str, Any]]) -> None:
+    async def save(
+        self, project: str, completion: dict[str, Any], metadata: dict[str, str], messages: list[dict[str, Any]]
+    ) -> None:
         with reachable():
             await self.store.save(project, completion, metadata, [stored_message(m) for m in messages])
 
-    async def list(self, project: str, query: list[tuple[str, str]]) -> dict[str, Any]:
+    async def list_completions(self, project: str, query: list[tuple[str, str]]) -> dict[str, Any]:
         params = dict(query)
         limit = parse_limit(params.get("limit"))
         order = parse_order(params.get("order"))
@@ -172,7 +178,9 @@ class StoredCompletions:
                     code="unknown_parameter",
                 )
         if "metadata" not in body:
-            raise InvalidRequestError("Missing required parameter: 'metadata'.", param="metadata", code="missing_required_parameter")
+            raise InvalidRequestError(
+                "Missing required parameter: 'metadata'.", param="metadata", code="missing_required_parameter"
+            )
         metadata = body["metadata"]
         if metadata is None:
             metadata = {}

@@ -12,11 +12,25 @@ MAX_ENUM_VALUES = 1000
 
 # Keywords OpenAI's strict mode rejects.
 _NOT_PERMITTED = (
-    "allOf", "not", "if", "then", "else", "oneOf", "patternProperties", "dependentRequired",
-    "dependentSchemas", "unevaluatedProperties", "unevaluatedItems", "propertyNames", "contains",
-    "minContains", "maxContains", "uniqueItems", "minProperties", "maxProperties",
+    "allOf",
+    "not",
+    "if",
+    "then",
+    "else",
+    "oneOf",
+    "patternProperties",
+    "dependentRequired",
+    "dependentSchemas",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "propertyNames",
+    "contains",
+    "minContains",
+    "maxContains",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
 )
-
 
 
 def invalid_schema(name: str, detail: str) -> InvalidRequestError:
@@ -60,23 +74,26 @@ class StrictSchemaCheck:
         types = node.get("type")
         is_object = types == "object" or (isinstance(types, list) and "object" in types) or "properties" in node
         if is_object and "$ref" not in node:
-            props = node.get("properties", {})
-            if node.get("additionalProperties") is not False:
-                raise self.fail(context, "'additionalProperties' is required to be supplied and to be false.")
-            required = node.get("required", [])
-            missing = [k for k in props if k not in required]
-            if missing or not isinstance(required, list):
-                raise self.fail(
-                    context,
-                    "'required' is required to be supplied and to be an array including every key in properties. "
-                    f"Missing '{missing[0] if missing else ''}'.",
-                )
-            self.properties += len(props)
-            if self.properties > MAX_PROPERTIES:
-                raise self.fail(context, f"the schema has more than {MAX_PROPERTIES} object properties in all.")
-            for key, sub in props.items():
-                self._walk(sub, context + ("properties", key), depth + 1)
+            self._check_object(node, context, depth)
         if isinstance(node.get("items"), dict):
-            self._walk(node["items"], context + ("items",), depth + 1)
+            self._walk(node["items"], (*context, "items"), depth + 1)
         for i, sub in enumerate(node.get("anyOf", []) if isinstance(node.get("anyOf"), list) else []):
-            self._walk(sub, context + ("anyOf", str(i)), depth + 1)
+            self._walk(sub, (*context, "anyOf", str(i)), depth + 1)
+
+    def _check_object(self, node: dict[str, Any], context: tuple[str, ...], depth: int) -> None:
+        props = node.get("properties", {})
+        if node.get("additionalProperties") is not False:
+            raise self.fail(context, "'additionalProperties' is required to be supplied and to be false.")
+        required = node.get("required", [])
+        missing = [k for k in props if k not in required]
+        if missing or not isinstance(required, list):
+            raise self.fail(
+                context,
+                "'required' is required to be supplied and to be an array including every key in properties. "
+                f"Missing '{missing[0] if missing else ''}'.",
+            )
+        self.properties += len(props)
+        if self.properties > MAX_PROPERTIES:
+            raise self.fail(context, f"the schema has more than {MAX_PROPERTIES} object properties in all.")
+        for key, sub in props.items():
+            self._walk(sub, (*context, "properties", key), depth + 1)

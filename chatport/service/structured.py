@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import llguidance as llg
 
@@ -11,9 +11,15 @@ from chatport.protocol import requests as rq
 from chatport.protocol.errors import InvalidRequestError
 from chatport.service.strict_schema import StrictSchemaCheck, invalid_schema
 
+if TYPE_CHECKING:
+    from llguidance._lib import JsonCompileOptions
+
+
 # Compact JSON: no free whitespace between tokens, so a small model cannot wander off
 # into endless spaces or newlines while staying inside the grammar.
-_COMPACT = {"whitespace_flexible": False}
+def _options(*, lenient: bool) -> JsonCompileOptions:
+    return {"whitespace_flexible": False, "lenient": lenient}
+
 
 def grammar_for(request: rq.ChatCompletionRequest, messages: list[dict[str, Any]]) -> str | None:
     fmt = request.response_format
@@ -26,14 +32,14 @@ def grammar_for(request: rq.ChatCompletionRequest, messages: list[dict[str, Any]
                 param="messages",
                 code=None,
             )
-        return llg.LLMatcher.grammar_from_json_schema({"type": "object"}, defaults=_COMPACT)
+        return llg.LLMatcher.grammar_from_json_schema({"type": "object"}, defaults=_options(lenient=False))
     spec = fmt.json_schema
     name = spec.name
     schema = spec.schema_ if spec.schema_ is not None else {"type": "object"}
     if spec.strict:
         StrictSchemaCheck(name).check(schema)
     try:
-        return llg.LLMatcher.grammar_from_json_schema(schema, defaults={**_COMPACT, "lenient": not spec.strict})
+        return llg.LLMatcher.grammar_from_json_schema(schema, defaults=_options(lenient=not spec.strict))
     except ValueError as exc:
         raise invalid_schema(name, str(exc)) from None
 

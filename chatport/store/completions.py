@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import and_, delete, exists, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatport.store.database import Database
 from chatport.store.schema import CompletionMessage, CompletionMetadata, StoredCompletion
@@ -78,9 +79,7 @@ class CompletionStore:
                 )
             if after is not None:
                 cursor = await session.scalar(
-                    select(StoredCompletion.seq).where(
-                        StoredCompletion.project_id == project, StoredCompletion.id == after
-                    )
+                    select(StoredCompletion.seq).where(StoredCompletion.project_id == project, StoredCompletion.id == after)
                 )
                 if cursor is None:
                     raise UnknownCursor(after)
@@ -94,9 +93,7 @@ class CompletionStore:
             row = await self._row(session, project, completion_id)
             if row is None:
                 return None
-            await session.execute(
-                update(StoredCompletion).where(StoredCompletion.seq == row.seq).values(meta=metadata)
-            )
+            await session.execute(update(StoredCompletion).where(StoredCompletion.seq == row.seq).values(meta=metadata))
             await session.execute(delete(CompletionMetadata).where(CompletionMetadata.completion_seq == row.seq))
             session.add_all(
                 CompletionMetadata(completion_seq=row.seq, key=k, value=v, project_id=project) for k, v in metadata.items()
@@ -114,28 +111,25 @@ class CompletionStore:
             await session.execute(delete(StoredCompletion).where(StoredCompletion.seq == row.seq))
             return True
 
-    async def messages(
-        self, project: str, completion_id: str, *, after: int | None, limit: int, order: Order
-    ) -> Page | None:
+    async def messages(self, project: str, completion_id: str, *, after: int | None, limit: int, order: Order) -> Page | None:
         async with self.db.transaction() as session:
             row = await self._row(session, project, completion_id)
             if row is None:
                 return None
             query = select(CompletionMessage).where(CompletionMessage.completion_seq == row.seq)
             if after is not None:
-                query = query.where(
-                    CompletionMessage.position > after if order == "asc" else CompletionMessage.position < after
-                )
+                query = query.where(CompletionMessage.position > after if order == "asc" else CompletionMessage.position < after)
             ordering = CompletionMessage.position.asc() if order == "asc" else CompletionMessage.position.desc()
             rows = (await session.scalars(query.order_by(ordering).limit(limit + 1))).all()
             items = [{"id": f"{completion_id}-{m.position}", **m.body} for m in rows[:limit]]
             return Page(items, len(rows) > limit)
 
     @staticmethod
-    async def _row(session, project: str, completion_id: str) -> StoredCompletion | None:
-        return await session.scalar(
+    async def _row(session: AsyncSession, project: str, completion_id: str) -> StoredCompletion | None:
+        row: StoredCompletion | None = await session.scalar(
             select(StoredCompletion).where(StoredCompletion.project_id == project, StoredCompletion.id == completion_id)
         )
+        return row
 
 
 def _public(row: StoredCompletion) -> dict[str, Any]:

@@ -6,10 +6,11 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
@@ -80,7 +81,7 @@ class Database:
     async def upgrade(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
 
-        def run(connection) -> None:
+        def run(connection: Connection) -> None:
             config = migrations_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
@@ -127,7 +128,7 @@ class Database:
         await self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the writer; FULL syncs every commit, so a completion
     # whose response was sent survives a crash of the server process or the machine.

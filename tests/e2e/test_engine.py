@@ -37,7 +37,10 @@ async def test_prefix_is_taken_from_a_sequence_still_running(server, async_clien
     wait_until_idle(server)
     long_run = asyncio.ensure_future(
         async_client.chat.completions.create(
-            model=MODEL, messages=[system, {"role": "user", "content": "Tell me about lakes."}], max_tokens=300, logit_bias=eog_bias
+            model=MODEL,
+            messages=[system, {"role": "user", "content": "Tell me about lakes."}],
+            max_tokens=300,
+            logit_bias=eog_bias,
         )
     )
     while running_sequences(server) == 0:
@@ -54,9 +57,7 @@ async def test_prefix_is_taken_from_a_sequence_still_running(server, async_clien
 
 @pytest.fixture(scope="module")
 def one_slot_server(tmp_path_factory):
-    srv = start_server(
-        str(tmp_path_factory.mktemp("one")), "--max-seqs", "1", "--max-queue", "2", "--queue-timeout", "1.5"
-    )
+    srv = start_server(str(tmp_path_factory.mktemp("one")), "--max-seqs", "1", "--max-queue", "2", "--queue-timeout", "1.5")
     yield srv
     stop_server(srv)
 
@@ -67,9 +68,7 @@ def _client(srv):
 
 async def test_full_queue_is_429_and_a_long_wait_is_503(one_slot_server, eog_bias):
     client = _client(one_slot_server)
-    holder = await client.chat.completions.create(
-        model=MODEL, messages=PROMPT, max_tokens=1800, logit_bias=eog_bias, stream=True
-    )
+    holder = await client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=1800, logit_bias=eog_bias, stream=True)
     await holder.__anext__()  # the slot is taken
     waiters = [
         asyncio.ensure_future(client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=1)) for _ in range(2)
@@ -89,9 +88,7 @@ async def test_full_queue_is_429_and_a_long_wait_is_503(one_slot_server, eog_bia
 
 async def test_priority_tier_is_served_before_flex(one_slot_server, eog_bias):
     client = _client(one_slot_server)
-    holder = await client.chat.completions.create(
-        model=MODEL, messages=PROMPT, max_tokens=1800, logit_bias=eog_bias, stream=True
-    )
+    holder = await client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=1800, logit_bias=eog_bias, stream=True)
     await holder.__anext__()
     order = []
 
@@ -127,7 +124,9 @@ def test_no_leak_over_many_requests(server):
             async def one(i):
                 async with sem:
                     if i % 10 == 0:  # some clients walk away mid-stream
-                        async with http.stream("POST", "/chat/completions", json={**payload, "stream": True, "max_tokens": 50}) as r:
+                        async with http.stream(
+                            "POST", "/chat/completions", json={**payload, "stream": True, "max_tokens": 50}
+                        ) as r:
                             async for _ in r.aiter_lines():
                                 break
                     else:

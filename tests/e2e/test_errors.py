@@ -45,12 +45,25 @@ BAD_BODIES = [
         "missing_required_parameter",
     ),
     (
-        {"model": MODEL, "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]},
+        {
+            "model": MODEL,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}],
+                }
+            ],
+        },
         "messages[0].content[1]",
         "unsupported_content_type",
     ),
     (
-        {"model": MODEL, "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}]},
+        {
+            "model": MODEL,
+            "messages": [
+                {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}
+            ],
+        },
         "messages[0].content[0]",
         "unsupported_content_type",
     ),
@@ -84,7 +97,11 @@ def test_bad_input_is_a_400_naming_the_parameter(server, payload, param, code):
 
 @pytest.mark.parametrize(
     "raw,content_type",
-    [(b"{not json", "application/json"), (b'{"model": "x", "messages": "\xff\xfe"}', "application/json"), (b"[1, 2]", "application/json")],
+    [
+        (b"{not json", "application/json"),
+        (b'{"model": "x", "messages": "\xff\xfe"}', "application/json"),
+        (b"[1, 2]", "application/json"),
+    ],
     ids=["malformed", "invalid-utf8", "array-body"],
 )
 def test_unparseable_bodies_are_400(server, raw, content_type):
@@ -151,7 +168,11 @@ def test_headers_and_unknown_routes(server):
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory):
     srv = start_server(
-        str(tmp_path_factory.mktemp("keyed")), "--api-key", "sk-first-key-123", "--max-body-mb", "1",
+        str(tmp_path_factory.mktemp("keyed")),
+        "--api-key",
+        "sk-first-key-123",
+        "--max-body-mb",
+        "1",
         env={"CHATPORT_API_KEYS": "sk-from-env-456"},
     )
     yield srv

@@ -36,6 +36,7 @@ def run_node_checks(server) -> dict:
         env={**os.environ, "CHATPORT_BASE_URL": server.api},
         capture_output=True,
         text=True,
+        check=False,
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
@@ -67,7 +68,12 @@ def test_stream_helper(report):
 
 def test_errors(report):
     assert report["badRequest"] == {
-        "badRequest": True, "notFound": False, "auth": False, "status": 400, "param": "top_logprobs", "code": "integer_above_max_value",
+        "badRequest": True,
+        "notFound": False,
+        "auth": False,
+        "status": 400,
+        "param": "top_logprobs",
+        "code": "integer_above_max_value",
     }
     assert report["notFound"]["notFound"] and report["notFound"]["code"] == "model_not_found"
 

@@ -10,9 +10,9 @@ from tests.e2e.test_node_sdk import (  # noqa: F401 - re-run here against the Qw
     test_errors,
     test_parse_with_zod_response_format,
     test_run_tools_calls_the_function,
+    test_stored_completions_with_for_await_pagination,
     test_stream_helper,
     test_stream_with_usage,
-    test_stored_completions_with_for_await_pagination,
 )
 
 pytestmark = pytest.mark.node

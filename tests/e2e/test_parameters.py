@@ -35,9 +35,11 @@ def test_stop_sequence_cuts_content_and_never_leaks_in_stream(client):
 
 def test_same_seed_same_output_different_seed_differs(client):
     def run(seed):
-        return client.chat.completions.create(
-            model="gpt-4", messages=PROMPT, temperature=1.0, max_tokens=30, seed=seed
-        ).choices[0].message.content
+        return (
+            client.chat.completions.create(model="gpt-4", messages=PROMPT, temperature=1.0, max_tokens=30, seed=seed)
+            .choices[0]
+            .message.content
+        )
 
     first, again = run(1234), run(1234)
     assert first == again
@@ -53,9 +55,7 @@ def test_n_returns_distinct_indexed_choices(client):
 
 
 def test_n_streams_a_role_chunk_and_a_finish_per_choice(client):
-    chunks = list(
-        client.chat.completions.create(model="gpt-4", messages=PROMPT, n=2, max_tokens=5, stream=True, seed=3)
-    )
+    chunks = list(client.chat.completions.create(model="gpt-4", messages=PROMPT, n=2, max_tokens=5, stream=True, seed=3))
     roles = [c.choices[0].index for c in chunks if c.choices and c.choices[0].delta.role == "assistant"]
     finishes = [c.choices[0].index for c in chunks if c.choices and c.choices[0].finish_reason]
     assert sorted(roles) == [0, 1] and sorted(finishes) == [0, 1]
@@ -107,7 +107,9 @@ def test_logit_bias_forces_and_bans_tokens(client, vocab):
 
 
 def test_penalties_change_greedy_output(client):
-    base = dict(model="gpt-4", messages=[{"role": "user", "content": "Repeat the word cat many times."}], temperature=0, max_tokens=40)
+    base = dict(
+        model="gpt-4", messages=[{"role": "user", "content": "Repeat the word cat many times."}], temperature=0, max_tokens=40
+    )
     plain = client.chat.completions.create(**base).choices[0].message.content
     penalized = client.chat.completions.create(**base, frequency_penalty=2.0, presence_penalty=2.0).choices[0].message.content
     assert plain != penalized

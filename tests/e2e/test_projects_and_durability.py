@@ -88,7 +88,7 @@ def test_database_down_gives_503_for_store_only(tmp_path):
             client.chat.completions.create(model=MODEL, messages=USER, max_tokens=2, store=True)
         assert create_err.value.status_code == 503
         assert create_err.value.body["code"] == "store_unavailable"
-        for call in (lambda: client.chat.completions.list(), lambda: client.chat.completions.retrieve("chatcmpl-x")):
+        for call in (client.chat.completions.list, lambda: client.chat.completions.retrieve("chatcmpl-x")):
             with pytest.raises(openai.InternalServerError) as err:
                 call()
             assert err.value.status_code == 503

@@ -151,18 +151,31 @@ async def test_async_create_and_stream(async_client):
     assert pieces
 
 
-async def test_async_requests_run_concurrently(async_client):
+async def test_async_requests_run_concurrently(async_client, eog_bias):
+    """Six requests at once are decoded together: every stream has begun before any ends
+    (served one after another, the second would start only after the first ended)."""
     import asyncio
 
-    replies = await asyncio.gather(
-        *[
-            async_client.chat.completions.create(
-                model="gpt-4", messages=[{"role": "user", "content": f"Count to {i}"}], max_tokens=16, seed=i
-            )
-            for i in range(6)
-        ]
-    )
-    assert all(r.choices[0].message.content for r in replies)
+    events: list[tuple[str, int]] = []
+
+    async def one(i: int) -> str:
+        stream = await async_client.chat.completions.create(
+            model="gpt-4", messages=[{"role": "user", "content": f"Count to {i}"}], max_tokens=48, seed=i, stream=True,
+            logit_bias=eog_bias,
+        )  # fmt: skip
+        text = ""
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                if not text:
+                    events.append(("first", i))
+                text += chunk.choices[0].delta.content
+        events.append(("last", i))
+        return text
+
+    replies = await asyncio.gather(*(one(i) for i in range(6)))
+    assert all(replies)
+    kinds = [kind for kind, _ in events]
+    assert kinds.index("last") > max(i for i, kind in enumerate(kinds) if kind == "first"), events
 
 
 def test_error_handling_example(client):

@@ -75,15 +75,24 @@ def test_parallel_tool_calls_false_never_makes_two(target):
     client, model = target
     for seed in range(6):
         r = client.chat.completions.create(
-            model=model, messages=ASK, tools=[WEATHER, TIME], tool_choice="required", parallel_tool_calls=False,
-            temperature=1.0, seed=seed, max_tokens=200,
+            model=model,
+            messages=ASK,
+            tools=[WEATHER, TIME],
+            tool_choice="required",
+            parallel_tool_calls=False,
+            temperature=1.0,
+            seed=seed,
+            max_tokens=200,
         )
         assert len(r.choices[0].message.tool_calls) == 1
 
 
 def test_allowed_tools_and_named_choice_stay_in_their_set(target):
     client, model = target
-    allowed = {"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [{"type": "function", "function": {"name": "get_time"}}]}}
+    allowed = {
+        "type": "allowed_tools",
+        "allowed_tools": {"mode": "required", "tools": [{"type": "function", "function": {"name": "get_time"}}]},
+    }
     named = {"type": "function", "function": {"name": "get_weather"}}
     for seed in range(4):
         r = client.chat.completions.create(
@@ -108,8 +117,12 @@ def test_qwen_calls_on_its_own_in_auto_mode_with_valid_arguments(qwen_server):
     client = OpenAI(base_url=qwen_server.api, api_key="x", max_retries=0, timeout=300)
     for seed in range(3):
         r = client.chat.completions.create(
-            model=QWEN, messages=[{"role": "user", "content": "What's the weather in Paris? Use celsius."}],
-            tools=[WEATHER], temperature=0.7, seed=seed, max_tokens=200,
+            model=QWEN,
+            messages=[{"role": "user", "content": "What's the weather in Paris? Use celsius."}],
+            tools=[WEATHER],
+            temperature=0.7,
+            seed=seed,
+            max_tokens=200,
         )
         choice = r.choices[0]
         assert choice.finish_reason == "tool_calls", choice.message.content
@@ -121,15 +134,35 @@ def test_seed_function_calling_round_trip(target):
     """The seeds' example: call, run the function, send the result back, get an answer."""
     client, model = target
     messages = [{"role": "user", "content": "What's the weather like in Paris?"}]
-    response = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER], tool_choice="required", max_tokens=200)
+    response = client.chat.completions.create(
+        model=model, messages=messages, tools=[WEATHER], tool_choice="required", max_tokens=200
+    )
     message = response.choices[0].message
     messages.append(message)
     for call in message.tool_calls:
         args = json.loads(call.function.arguments)
-        messages.append({"tool_call_id": call.id, "role": "tool", "name": call.function.name,
-                         "content": json.dumps({"location": args["location"], "temperature": 21})})
+        messages.append(
+            {
+                "tool_call_id": call.id,
+                "role": "tool",
+                "name": call.function.name,
+                "content": json.dumps({"location": args["location"], "temperature": 21}),
+            }
+        )
     final = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER], max_tokens=60)
-    assert final.choices[0].finish_reason in ("stop", "length", "tool_calls")
+    # The call reached the prompt: it adds about as many tokens as the model wrote for it.
+    without_call = [m if m is not message else {"role": "assistant", "content": ""} for m in messages]
+    control = client.chat.completions.create(model=model, messages=without_call, tools=[WEATHER], max_tokens=1)
+    added = final.usage.prompt_tokens - control.usage.prompt_tokens
+    assert added >= 0.8 * response.usage.completion_tokens, (added, response.usage.completion_tokens)
+    # The answer is a well-formed message: text, or calls that parse and validate.
+    choice = final.choices[0]
+    if choice.finish_reason == "tool_calls":
+        check_calls(choice.message, {"get_weather"})
+        assert choice.message.content is None
+    else:
+        assert choice.finish_reason in ("stop", "length")
+        assert choice.message.tool_calls is None and choice.message.content
 
 
 def test_streamed_calls_have_openai_delta_shape(target):
@@ -187,17 +220,43 @@ BASE = {"model": MODEL, "messages": ASK}
         ({"parallel_tool_calls": False}, "parallel_tool_calls"),
         ({"function_call": "auto"}, "function_call"),
         (
-            {"tools": [{"type": "function", "function": {"name": "f", "strict": True, "parameters": {"type": "object", "properties": {"a": {"type": "string"}}}}}]},
+            {
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": "f",
+                            "strict": True,
+                            "parameters": {"type": "object", "properties": {"a": {"type": "string"}}},
+                        },
+                    }
+                ]
+            },
             "tools[0].function.parameters",
         ),
         (
-            {"tools": [WEATHER], "tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [{"type": "function", "function": {"name": "ghost"}}]}}},
+            {
+                "tools": [WEATHER],
+                "tool_choice": {
+                    "type": "allowed_tools",
+                    "allowed_tools": {"mode": "auto", "tools": [{"type": "function", "function": {"name": "ghost"}}]},
+                },
+            },
             "tool_choice.allowed_tools.tools[0]",
         ),
         ({"tools": [WEATHER], "functions": [WEATHER["function"]]}, "functions"),
     ],
-    ids=["duplicate", "bad-name", "unknown-named", "choice-without-tools", "parallel-without-tools",
-         "function_call-without-functions", "strict-not-closed", "allowed-unknown", "tools-and-functions"],
+    ids=[
+        "duplicate",
+        "bad-name",
+        "unknown-named",
+        "choice-without-tools",
+        "parallel-without-tools",
+        "function_call-without-functions",
+        "strict-not-closed",
+        "allowed-unknown",
+        "tools-and-functions",
+    ],
 )
 def test_bad_tool_requests(server, extra, param):
     response = httpx.post(server.api + "/chat/completions", json={**BASE, **extra})
@@ -230,8 +289,13 @@ def test_regex_custom_tool_input_always_matches(target):
     client, model = target
     for seed in range(6):
         r = client.chat.completions.create(
-            model=model, messages=HELP, tools=[TICKET, WEATHER], tool_choice={"type": "custom", "custom": {"name": "open_ticket"}},
-            temperature=1.0, seed=seed, max_tokens=120,
+            model=model,
+            messages=HELP,
+            tools=[TICKET, WEATHER],
+            tool_choice={"type": "custom", "custom": {"name": "open_ticket"}},
+            temperature=1.0,
+            seed=seed,
+            max_tokens=120,
         )
         calls = r.choices[0].message.tool_calls
         assert r.choices[0].finish_reason == "tool_calls" and len(calls) == 1
@@ -241,10 +305,19 @@ def test_regex_custom_tool_input_always_matches(target):
 
 def test_lark_custom_tool_and_allowed_tools_with_customs(target):
     client, model = target
-    allowed = {"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [{"type": "custom", "custom": {"name": "add"}}]}}
+    allowed = {
+        "type": "allowed_tools",
+        "allowed_tools": {"mode": "required", "tools": [{"type": "custom", "custom": {"name": "add"}}]},
+    }
     for seed in range(4):
         r = client.chat.completions.create(
-            model=model, messages=HELP, tools=[TICKET, SUM, WEATHER], tool_choice=allowed, temperature=1.0, seed=seed, max_tokens=120
+            model=model,
+            messages=HELP,
+            tools=[TICKET, SUM, WEATHER],
+            tool_choice=allowed,
+            temperature=1.0,
+            seed=seed,
+            max_tokens=120,
         )
         for call in r.choices[0].message.tool_calls:
             assert call.custom.name == "add"
@@ -252,8 +325,16 @@ def test_lark_custom_tool_and_allowed_tools_with_customs(target):
 
 
 def test_custom_tool_stream_deltas(server):
-    body = {"model": MODEL, "messages": HELP, "tools": [TICKET], "tool_choice": "required", "stream": True, "max_tokens": 120,
-            "parallel_tool_calls": False, "seed": 1}
+    body = {
+        "model": MODEL,
+        "messages": HELP,
+        "tools": [TICKET],
+        "tool_choice": "required",
+        "stream": True,
+        "max_tokens": 120,
+        "parallel_tool_calls": False,
+        "seed": 1,
+    }
     with httpx.stream("POST", server.api + "/chat/completions", json=body, timeout=120) as response:
         events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
     deltas = [d for e in events if e["choices"] for d in e["choices"][0]["delta"].get("tool_calls", [])]

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from chatport.engine.sampler import SamplerState, SamplingParams, sample
+from chatport.engine.sampler import SamplerState, sample
+from chatport.protocol.backend import SamplingParams
 
 V = 50
 
@@ -66,3 +67,51 @@ def test_temperature_sampling_follows_the_distribution():
     state = SamplerState.create(SamplingParams(temperature=1.0, seed=9), 0)
     counts = np.bincount([sample(x, [state])[0].token for _ in range(3000)], minlength=3) / 3000
     assert counts == pytest.approx([0.7, 0.2, 0.1], abs=0.04)
+
+
+def test_a_seed_gives_the_same_draws_and_each_choice_its_own_stream():
+    x = logits(1, seed=3)
+    params = SamplingParams(temperature=1.5, seed=2024)
+
+    def draws(choice: int) -> list[int]:
+        state = SamplerState.create(params, choice)
+        return [sample(x, [state])[0].token for _ in range(40)]
+
+    assert draws(0) == draws(0)
+    assert draws(0) != draws(1)
+
+
+def test_a_tiny_top_p_keeps_only_the_best_token():
+    x = logits(1, seed=5)
+    state = SamplerState.create(SamplingParams(temperature=2.0, top_p=1e-9, seed=1), 0)
+    assert {sample(x, [state])[0].token for _ in range(30)} == {int(x.argmax())}
+
+
+def test_logit_bias_minus_one_hundred_on_all_but_one_token_leaves_that_token():
+    x = logits(1, seed=6)
+    bias = tuple((t, -100.0) for t in range(V) if t != 11)
+    state = SamplerState.create(SamplingParams(temperature=1.0, logit_bias=bias, seed=3), 0)
+    assert {sample(x, [state])[0].token for _ in range(30)} == {11}
+
+
+def test_a_grammar_mask_wins_over_any_bias():
+    x = logits(1, seed=7)
+    state = SamplerState.create(SamplingParams(temperature=1.0, logit_bias=((4, 100.0),), seed=9), 0)
+    state.allowed = np.zeros(V, dtype=bool)
+    state.allowed[[20, 21]] = True
+    assert {sample(x, [state])[0].token for _ in range(30)} <= {20, 21}
+
+
+def test_forgetting_a_token_undoes_its_penalty():
+    state = SamplerState.create(SamplingParams(presence_penalty=1.0), 0)
+    for token in (3, 3, 4):
+        state.record(token)
+    state.forget(3)
+    state.forget(4)
+    assert state.counts == {3: 1}
+
+
+def test_rows_pick_the_logits_row_of_each_state():
+    x = logits(4, seed=8)
+    states = [SamplerState.create(SamplingParams(temperature=0.0), 0) for _ in range(2)]
+    assert [c.token for c in sample(x, states, rows=[3, 1])] == [int(x[3].argmax()), int(x[1].argmax())]

@@ -24,7 +24,9 @@ def test_renders_with_generation_prompt():
 
 
 def test_developer_becomes_system_for_old_templates():
-    out = ChatTemplate(SMOLLM_LIKE).render(messages({"role": "developer", "content": "Be brief"}, {"role": "user", "content": "Hi"}))
+    out = ChatTemplate(SMOLLM_LIKE).render(
+        messages({"role": "developer", "content": "Be brief"}, {"role": "user", "content": "Hi"})
+    )
     assert out.startswith("<|im_start|>system\nBe brief<|im_end|>")
     assert "Default system" not in out
 
@@ -32,7 +34,11 @@ def test_developer_becomes_system_for_old_templates():
 def test_text_parts_are_joined_and_null_assistant_content_is_empty():
     out = messages(
         {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 1}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "42"},
     )
     assert out[0]["content"] == "a\nb"
@@ -42,7 +48,9 @@ def test_text_parts_are_joined_and_null_assistant_content_is_empty():
 
 def test_unsupported_part_is_refused_by_position():
     with pytest.raises(InvalidRequestError) as info:
-        messages({"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "https://x"}}]})
+        messages(
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "https://x"}}]}
+        )
     assert info.value.param == "messages[0].content[1]"
 
 

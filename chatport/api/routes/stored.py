@@ -31,7 +31,7 @@ Project = Annotated[str, Depends(_project)]
 
 @router.get("/chat/completions")
 async def list_completions(request: Request, stored: Stored, project: Project) -> dict[str, Any]:
-    return await stored.list(project, request.query_params.multi_items())
+    return await stored.list_completions(project, request.query_params.multi_items())
 
 
 @router.get("/chat/completions/{completion_id}")

@@ -17,6 +17,8 @@ from chatport.service.tools.llama3 import Llama3JsonFormat
 from chatport.service.tools.mistral import MistralFormat
 from chatport.service.tools.plan import ToolPlan
 
+__all__ = ["ParsedCall", "ToolCallFormat", "add_tool_notes", "format_for", "tool_call_entry"]
+
 
 def format_for(template: str | None) -> ToolCallFormat:
     """The call format a chat template speaks; the generic one when it renders no tools or

@@ -12,8 +12,11 @@ sometimes in a ```json fence: that is recognized (and constrained) too.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from chatport.service.tools.format import (
+    CUSTOM_CLOSE,
+    CUSTOM_OPEN,
     CallBlock,
     Literal,
     ParsedCall,
@@ -47,7 +50,9 @@ class HermesFormat(ToolCallFormat):
         return (CallBlock(CALL_OPEN, CALL_CLOSE, _parse_tagged), *(CallBlock(o, None, object_to_end) for o in BARE_OPENS))
 
     def function_rules(self, functions: list[FunctionSpec], parallel: bool, literal: Literal) -> list[str]:
-        alternatives = " | ".join(f'{json.dumps(json.dumps(f.name))} WS "," WS "\\"arguments\\"" WS ":" WS args_{i}' for i, f in enumerate(functions))
+        alternatives = " | ".join(
+            f'{json.dumps(json.dumps(f.name))} WS "," WS "\\"arguments\\"" WS ":" WS args_{i}' for i, f in enumerate(functions)
+        )
         rules = [
             f"fcall: {literal(CALL_OPEN)} fcall_rest",
             f'fcall_rest: "\\n" fbody "\\n" {literal(CALL_CLOSE)} "\\n"?',
@@ -89,3 +94,26 @@ class GenericFormat(HermesFormat):
             for f in functions
         )
         return GENERIC_NOTE + listed
+
+    def prepare_history(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The template knows no calls: earlier ones are written into the assistant's
+        content in the syntax the note asks for, so the model sees what it called."""
+        out = []
+        for message in messages:
+            calls = message.get("tool_calls")
+            if message["role"] != "assistant" or not calls:
+                out.append(message)
+                continue
+            written = "\n".join(_written(call) for call in calls)
+            content = message.get("content") or ""
+            rest = {k: v for k, v in message.items() if k != "tool_calls"}
+            out.append({**rest, "content": f"{content}\n{written}" if content else written})
+        return out
+
+
+def _written(call: dict[str, Any]) -> str:
+    if call["type"] == "custom":
+        return f'{CUSTOM_OPEN} name="{call["custom"]["name"]}">{call["custom"]["input"]}{CUSTOM_CLOSE}'
+    fn = call["function"]
+    body = json.dumps({"name": fn["name"], "arguments": fn["arguments"]}, ensure_ascii=False)
+    return f"{CALL_OPEN}\n{body}\n{CALL_CLOSE}"

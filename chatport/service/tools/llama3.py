@@ -30,7 +30,9 @@ class Llama3JsonFormat(ToolCallFormat):
 
     def function_rules(self, functions: list[FunctionSpec], parallel: bool, literal: Literal) -> list[str]:
         schemas = [call_schema(f, "parameters") for f in functions]
-        rest = " | ".join(f'{json.dumps(json.dumps(f.name))} ", \\"parameters\\": " params_{i} "}}"' for i, f in enumerate(functions))
+        rest = " | ".join(
+            f'{json.dumps(json.dumps(f.name))} ", \\"parameters\\": " params_{i} "}}"' for i, f in enumerate(functions)
+        )
         rules = [
             "fcall: " + " | ".join(f"fn_{i}" for i in range(len(functions))),
             *(f"fn_{i}: %json {json.dumps(s)}" for i, s in enumerate(schemas)),

@@ -15,16 +15,8 @@ import json
 import string
 from typing import Any
 
-from chatport.service.tools.format import (
-    MAX_PARALLEL_CALLS,
-    CallBlock,
-    Literal,
-    ParsedCall,
-    ToolCallFormat,
-    Trigger,
-    call_from,
-    call_schema,
-)
+from chatport.service.tools import format as fmt
+from chatport.service.tools.format import CallBlock, ParsedCall, ToolCallFormat, Trigger
 from chatport.service.tools.plan import FunctionSpec
 
 OPEN = "[TOOL_CALLS]"
@@ -39,7 +31,7 @@ def _parse(raw: str) -> list[ParsedCall] | None:
         return None
     if not isinstance(data, list) or not data or raw[len(OPEN) :].lstrip()[end:].strip():
         return None
-    calls = [call_from(item) for item in data]
+    calls = [fmt.call_from(item) for item in data]
     return None if any(c is None for c in calls) else [c for c in calls if c is not None]
 
 
@@ -62,13 +54,13 @@ class MistralFormat(ToolCallFormat):
     def blocks(self) -> tuple[CallBlock, ...]:
         return (CallBlock(OPEN, None, _parse),)
 
-    def function_rules(self, functions: list[FunctionSpec], parallel: bool, literal: Literal) -> list[str]:
-        more = MAX_PARALLEL_CALLS - 1 if parallel else 0
+    def function_rules(self, functions: list[FunctionSpec], parallel: bool, literal: fmt.Literal) -> list[str]:
+        more = f' (", " fbody){{0,{fmt.MAX_PARALLEL_CALLS - 1}}}' if parallel else ""
         return [
             f"fcall: {literal(OPEN)} fcall_rest",
-            f'fcall_rest: "[" fbody (", " fbody){{0,{more}}} "]"',
+            f'fcall_rest: "[" fbody{more} "]"',
             "fbody: " + " | ".join(f"fn_{i}" for i in range(len(functions))),
-            *(f"fn_{i}: %json {json.dumps(call_schema(f, extra={'id': _ID}))}" for i, f in enumerate(functions)),
+            *(f"fn_{i}: %json {json.dumps(fmt.call_schema(f, extra={'id': _ID}))}" for i, f in enumerate(functions)),
         ]
 
     def triggers(self) -> tuple[Trigger, ...]:
@@ -77,10 +69,10 @@ class MistralFormat(ToolCallFormat):
     def prepare_history(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
         for message in messages:
-            message = dict(message)
-            if "tool_calls" in message:
-                message["tool_calls"] = [{**c, "id": mistral_id(c["id"])} for c in message["tool_calls"]]
-            if "tool_call_id" in message:
-                message["tool_call_id"] = mistral_id(message["tool_call_id"])
-            out.append(message)
+            adapted = dict(message)
+            if "tool_calls" in adapted:
+                adapted["tool_calls"] = [{**c, "id": mistral_id(c["id"])} for c in adapted["tool_calls"]]
+            if "tool_call_id" in adapted:
+                adapted["tool_call_id"] = mistral_id(adapted["tool_call_id"])
+            out.append(adapted)
         return out

@@ -16,11 +16,16 @@ class CallParser:
         self._openers = [b.opener for b in blocks]
         self._buffer = ""
         self._open: CallBlock | None = None  # the block the buffer starts with
+        # Newlines right after a call belong to it, however the output was cut into pieces.
+        self._after_call = False
 
     def feed(self, text: str) -> tuple[str, list[ParsedCall]]:
         self._buffer += text
-        content, calls = "", []
+        content, calls = "", list[ParsedCall]()
         while True:
+            if self._after_call:
+                self._buffer = self._buffer.lstrip("\n")
+                self._after_call = not self._buffer
             if self._open is None:
                 hits = [(at, i) for i, b in enumerate(self._blocks) if (at := self._buffer.find(b.opener)) >= 0]
                 if not hits:
@@ -39,19 +44,20 @@ class CallParser:
             if end < 0:
                 return content, calls
             end += len(block.closer)
-            raw, self._buffer = self._buffer[:end], self._buffer[end:].lstrip("\n")
+            raw, self._buffer = self._buffer[:end], self._buffer[end:]
             self._open = None
             parsed = block.parse(raw)
             if parsed is None:
                 content += raw
             else:
                 calls += parsed
+                self._after_call = True
 
     def finish(self) -> tuple[str, list[ParsedCall]]:
         """What is left when generation ends: a block that runs to the end, or text (an
         unfinished call stays text)."""
         buffer, block = self._buffer, self._open
-        self._buffer, self._open = "", None
+        self._buffer, self._open, self._after_call = "", None, False
         if block is not None and block.closer is None:
             parsed = block.parse(buffer)
             if parsed is not None:

@@ -91,34 +91,24 @@ def plan_tools(request: rq.ChatCompletionRequest) -> ToolPlan | None:
             )
         return None
 
-    functions: list[FunctionSpec] = []
     seen: dict[str, str] = {}
     customs: list[CustomSpec] = []
-    if legacy:
+    entries: list[tuple[str, str, str | None, dict[str, Any] | None, bool]] = []
+    if request.functions is not None:
         entries = [(f"functions[{i}]", f.name, f.description, f.parameters, False) for i, f in enumerate(request.functions)]
-    else:
-        entries = []
-        for i, tool in enumerate(request.tools):
-            if isinstance(tool, rq.CustomTool):
-                customs.append(_custom_spec(tool.custom, f"tools[{i}].custom", seen))
-                continue
+    for i, tool in enumerate(request.tools or []):
+        if isinstance(tool, rq.CustomTool):
+            customs.append(_custom_spec(tool.custom, f"tools[{i}].custom", seen))
+        else:
             fn = tool.function
             entries.append((f"tools[{i}].function", fn.name, fn.description, fn.parameters, bool(fn.strict)))
-    for where, name, description, parameters, strict in entries:
-        _claim_name(name, where, seen)
-        params = parameters if parameters is not None else {"type": "object", "properties": {}}
-        if strict:
-            check = StrictSchemaCheck(name)
-            try:
-                check.check(params)
-            except InvalidRequestError as exc:
-                raise InvalidRequestError(
-                    exc.message.replace("response_format", "function", 1), param=f"{where}.parameters", code=None
-                ) from None
-        functions.append(FunctionSpec(name, description, params, strict))
+    functions = [_function_spec(*entry, seen) for entry in entries]
 
     names = [f.name for f in functions] + [c.name for c in customs]
-    mode, callable_names = _choice(request, names, legacy, {c.name for c in customs})
+    if legacy:
+        mode, callable_names = _legacy_choice(request.function_call, names)
+    else:
+        mode, callable_names = _choice(request.tool_choice, names, {c.name for c in customs})
     # A named choice asks for that one call; the legacy API never made more than one.
     named = isinstance(request.tool_choice, (rq.NamedFunctionChoice, rq.NamedCustomChoice))
     parallel = not (legacy or named) and request.parallel_tool_calls is not False
@@ -127,6 +117,21 @@ def plan_tools(request: rq.ChatCompletionRequest) -> ToolPlan | None:
         for f in functions
     ]
     return ToolPlan(functions, customs, callable_names, mode, parallel, legacy, template_tools)
+
+
+def _function_spec(
+    where: str, name: str, description: str | None, parameters: dict[str, Any] | None, strict: bool, seen: dict[str, str]
+) -> FunctionSpec:
+    _claim_name(name, where, seen)
+    params = parameters if parameters is not None else {"type": "object", "properties": {}}
+    if strict:
+        try:
+            StrictSchemaCheck(name).check(params)
+        except InvalidRequestError as exc:
+            raise InvalidRequestError(
+                exc.message.replace("response_format", "function", 1), param=f"{where}.parameters", code=None
+            ) from None
+    return FunctionSpec(name, description, params, strict)
 
 
 def _claim_name(name: str, where: str, seen: dict[str, str]) -> None:
@@ -163,15 +168,16 @@ def _custom_spec(custom: rq.CustomDefinition, where: str, seen: dict[str, str]) 
     return spec
 
 
-def _choice(request: rq.ChatCompletionRequest, names: list[str], legacy: bool, customs: set[str]) -> tuple[str, list[str]]:
-    if legacy:
-        choice = request.function_call
-        if choice is None or choice == "auto":
-            return "auto", names
-        if choice == "none":
-            return "none", []
-        return "required", [_known(choice.name, names, "function_call")]
-    choice = request.tool_choice
+def _legacy_choice(choice: str | rq.NamedFunction | None, names: list[str]) -> tuple[str, list[str]]:
+    if choice is None or choice == "auto":
+        return "auto", names
+    if choice == "none":
+        return "none", []
+    assert isinstance(choice, rq.NamedFunction)
+    return "required", [_known(choice.name, names, "function_call")]
+
+
+def _choice(choice: rq.ToolChoice | None, names: list[str], customs: set[str]) -> tuple[str, list[str]]:
     if choice is None:
         return "auto", names
     if isinstance(choice, str):
@@ -188,8 +194,8 @@ def _choice(request: rq.ChatCompletionRequest, names: list[str], legacy: bool, c
         name = inner.get("name") if isinstance(inner, dict) else None
         if not isinstance(name, str):
             raise InvalidRequestError(
-                "Invalid value for 'tool_choice.allowed_tools.tools': expected {\"type\": \"function\", \"function\": {\"name\": ...}} "
-                "or {\"type\": \"custom\", \"custom\": {\"name\": ...}}.",
+                'Invalid value for \'tool_choice.allowed_tools.tools\': expected {"type": "function", "function": {"name": ...}} '
+                'or {"type": "custom", "custom": {"name": ...}}.',
                 param=f"tool_choice.allowed_tools.tools[{i}]",
                 code="invalid_value",
             )

@@ -1,0 +1,162 @@
+"""The scheduler without a model: admission, priorities, the step budget, prefix choice."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from chatport.engine.handle import RequestHandle
+from chatport.engine.scheduler import Scheduler
+from chatport.engine.sequence import Phase, Sequence
+from chatport.protocol.backend import GenerationRequest, QueueFull, SamplingParams
+from chatport.protocol.prompt import MediaChunk, Prompt
+from tests.support.bytes_vocab import ByteVocab, tokens
+
+
+@pytest.fixture
+def loop():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def handle(loop, text: str = "hello", *, n: int = 1, priority: int = 1, cache_key: str | None = None, prompt=None):
+    prompt = prompt or Prompt.of_tokens(tokens(text))
+    request = GenerationRequest(prompt=prompt, params=SamplingParams(), n=n, priority=priority, cache_key=cache_key)
+    return RequestHandle(request, loop, on_cancel=lambda: None)
+
+
+def new_sequence(h: RequestHandle, index: int, slot_id: int) -> Sequence:
+    return Sequence(h, index, slot_id, ByteVocab(), ctx_limit=4096)
+
+
+def start(scheduler: Scheduler, *handles: RequestHandle):
+    for h in handles:
+        scheduler.enqueue(h)
+    return scheduler.admit(new_sequence)
+
+
+def finish(scheduler: Scheduler, seq: Sequence, computed: int | None = None) -> None:
+    seq.num_computed = len(seq.tokens) if computed is None else computed
+    seq.finish("stop")
+    scheduler.release(seq)
+
+
+def test_priority_then_arrival_order(loop):
+    scheduler = Scheduler(n_slots=1, max_waiting=8)
+    flex, default, first_priority, second_priority = (
+        handle(loop, "f", priority=2),
+        handle(loop, "d"),
+        handle(loop, "p1", priority=0),
+        handle(loop, "p2", priority=0),
+    )
+    order = []
+    for h in (flex, default, first_priority, second_priority):
+        scheduler.enqueue(h)
+    for _ in range(4):
+        (admission,) = scheduler.admit(new_sequence)
+        order.append(admission.leader.handle)
+        finish(scheduler, admission.leader)
+    assert order == [first_priority, second_priority, default, flex]
+
+
+def test_a_request_waits_until_it_has_a_slot_for_every_choice(loop):
+    scheduler = Scheduler(n_slots=3, max_waiting=8)
+    (one,) = start(scheduler, handle(loop, "a"))
+    assert start(scheduler, handle(loop, "b", n=3)) == []  # two slots free, three choices
+    finish(scheduler, one.leader)
+    (three,) = scheduler.admit(new_sequence)
+    assert three.leader.handle.request.n == 3
+    assert [s.phase for s in scheduler.running] == [Phase.PREFILL, Phase.AWAIT_FORK, Phase.AWAIT_FORK]
+
+
+def test_a_full_queue_refuses_and_a_stale_request_expires(loop):
+    scheduler = Scheduler(n_slots=1, max_waiting=2)
+    start(scheduler, handle(loop, "running"))
+    waiting = [handle(loop, "w1"), handle(loop, "w2")]
+    for h in waiting:
+        scheduler.enqueue(h)
+    with pytest.raises(QueueFull):
+        scheduler.enqueue(handle(loop, "w3"))
+    waiting[0].enqueued_at -= 100
+    assert scheduler.expire_waiting(timeout=60, now=waiting[1].enqueued_at + 1) == [waiting[0]]
+    assert scheduler.n_waiting == 1
+
+
+def test_decode_tokens_come_first_and_prefill_takes_the_rest_of_the_budget(loop):
+    scheduler = Scheduler(n_slots=4, max_waiting=8)
+    decoding = [a.leader for a in start(scheduler, handle(loop, "one"), handle(loop, "two"))]
+    for seq in decoding:
+        seq.num_computed, seq.phase = len(seq.tokens) - 1, Phase.DECODE
+    start(scheduler, handle(loop, "x" * 30), handle(loop, "y" * 30))
+    plan = scheduler.plan(budget=20)
+    sizes = [(e.seq.handle.request.prompt.cells[:1], len(e.tokens), len(e.rows)) for e in plan.entries]
+    assert sizes == [(tokens("o"), 1, 1), (tokens("t"), 1, 1), (tokens("x"), 18, 0)]
+    assert plan.n_tokens == 20 and plan.n_rows == 2
+
+
+def test_the_chunk_that_ends_a_prompt_samples_and_forks_share_its_row(loop):
+    scheduler = Scheduler(n_slots=3, max_waiting=8)
+    (admission,) = start(scheduler, handle(loop, "abc", n=3))
+    plan = scheduler.plan(budget=64)
+    leader, *forks = plan.entries
+    assert leader.tokens == tokens("abc") and leader.rows == range(0, 1)
+    assert [f.fork_of for f in forks] == [admission.leader] * 2
+    assert all(f.rows == leader.rows and f.tokens == [] for f in forks)
+
+
+def test_drafts_are_cut_to_the_budget(loop):
+    scheduler = Scheduler(n_slots=1, max_waiting=8)
+    (admission,) = start(scheduler, handle(loop, "abc"))
+    seq = admission.leader
+    seq.num_computed, seq.phase, seq.draft = 2, Phase.DECODE, [1, 2, 3, 4, 5]
+    (entry,) = scheduler.plan(budget=4).entries
+    assert entry.tokens == [ord("c"), 1, 2, 3] and entry.draft == [1, 2, 3] and len(entry.rows) == 4
+
+
+def test_the_free_slot_with_the_longest_prefix_wins_then_the_cache_key_then_the_oldest(loop):
+    scheduler = Scheduler(n_slots=3, max_waiting=8)
+    for admission in start(scheduler, handle(loop, "system A, user 1"), handle(loop, "system B, user 1", cache_key="k")):
+        finish(scheduler, admission.leader)
+    (a,) = start(scheduler, handle(loop, "system A, user 2"))
+    assert a.reuse == len("system A, user ") and a.leader.slot_id == 0
+    finish(scheduler, a.leader)
+    (keyed,) = start(scheduler, handle(loop, "other", cache_key="k"))
+    assert keyed.leader.slot_id == 1  # no prefix anywhere: the slot of the same cache key
+
+
+def test_at_least_one_prompt_token_is_recomputed(loop):
+    scheduler = Scheduler(n_slots=1, max_waiting=8)
+    (first,) = start(scheduler, handle(loop, "same prompt"))
+    finish(scheduler, first.leader)
+    (again,) = start(scheduler, handle(loop, "same prompt"))
+    assert again.reuse == len("same prompt") - 1
+
+
+def test_a_running_sequence_lends_its_longer_prefix(loop):
+    scheduler = Scheduler(n_slots=2, max_waiting=8)
+    (running,) = start(scheduler, handle(loop, "long shared system prompt, question one"))
+    running.leader.num_computed = len("long shared system prompt, ")
+    (second,) = start(scheduler, handle(loop, "long shared system prompt, question two"))
+    assert second.copy_from == running.leader.slot_id
+    assert second.reuse == len("long shared system prompt, ")
+
+
+def test_one_media_chunk_per_step_and_never_inside_a_token_chunk(loop):
+    image = MediaChunk("image", "h1", n_cells=5, n_pos=5)
+    scheduler = Scheduler(n_slots=2, max_waiting=8)
+    prompts = [Prompt([tokens("ab"), image, tokens("cd")]), Prompt([image, tokens("ef")])]
+    first, second = (a.leader for a in start(scheduler, *(handle(loop, prompt=p) for p in prompts)))
+    plan = scheduler.plan(budget=64)
+    assert [(m.seq, m.first_cell) for m in plan.media] == [(second, 0)]  # the other waits for its own step
+    assert [(e.seq, e.tokens) for e in plan.entries] == [(first, tokens("ab"))]
+
+
+def test_release_keeps_the_slot_cache_with_its_media(loop):
+    image = MediaChunk("image", "h1", n_cells=3, n_pos=3)
+    scheduler = Scheduler(n_slots=1, max_waiting=8)
+    (admission,) = start(scheduler, handle(loop, prompt=Prompt([tokens("x"), image, tokens("y")])))
+    finish(scheduler, admission.leader)
+    slot = scheduler.slots[0]
+    assert not slot.busy and slot.cached == admission.leader.tokens and slot.media == {1: image}
