@@ -62,6 +62,7 @@ def serve(
     threads: Annotated[int, typer.Option(help="CPU threads for llama.cpp (0: all cores).")] = 0,
     max_body_mb: Annotated[int, typer.Option(help="Largest request body accepted, in MiB.")] = 32,
     store: Annotated[str | None, typer.Option(help="Stored completions: sqlite:///PATH or postgresql://...")] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without API keys (say so explicitly).")] = False,
 ) -> None:
     """Serve the Chat Completions API (default: SmolLM2-135M-Instruct)."""
     import uvicorn
@@ -72,6 +73,13 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     keys = api_key + [k for k in os.environ.get("CHATPORT_API_KEYS", "").split(",") if k.strip()]
+    database = _database(store)
+    if not (keys or no_auth or _is_loopback(host)) and not _stored_keys_or_unknown(database):
+        raise typer.BadParameter(
+            f"{host} is reachable from other machines and no API key is configured: pass --api-key, create one with "
+            "`chatport keys create --project NAME`, or pass --no-auth to serve without keys.",
+            param_hint="--host",
+        )
     config = EngineConfig(
         ctx_size=ctx_size, max_seqs=max_seqs, max_waiting=max_queue, queue_timeout=queue_timeout, threads=threads
     )
@@ -91,12 +99,40 @@ def serve(
             registry.alias(name, target)
         except KeyError:
             raise typer.BadParameter(f"--alias {name}={target}: no served model is called {target!r}") from None
-    if keys:
-        console.print(f"API keys required ({len(keys)} configured)")
-    database = _database(store)
     console.print(f"stored completions: {describe(database.url)}")
-    api = build_app(registry, api_keys=keys, database=database, max_body_bytes=max_body_mb * 1024 * 1024)
+    api = build_app(registry, api_keys=keys, database=database, max_body_bytes=max_body_mb * 1024 * 1024, no_auth=no_auth)
     uvicorn.run(api, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _stored_keys_or_unknown(database: Database) -> bool:
+    """Whether the store holds live keys; True also when it cannot say (requests are then
+    refused until it can: authentication fails closed)."""
+    import asyncio
+
+    from chatport.store.database import StoreUnavailable
+    from chatport.store.keys import KeyStore
+
+    async def check() -> bool:
+        try:
+            return await KeyStore(database).any_live()
+        finally:
+            await database.engine.dispose()
+
+    try:
+        return asyncio.run(check())
+    except StoreUnavailable:
+        return True
 
 
 def _advance(progress: Progress, task: TaskID, value: float) -> None:

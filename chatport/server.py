@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from chatport.api.app import create_app
 from chatport.engine.backend import LlamaBackend
 from chatport.engine.engine import EngineConfig
-from chatport.service.auth import Authenticator
+from chatport.service.auth import Authenticator, AuthMode
 from chatport.service.chat import ChatService
 from chatport.service.models import ModelRegistry, ServedModel
 from chatport.service.services import Services
@@ -24,13 +24,17 @@ def load_model(path: str, model_id: str, config: EngineConfig, progress: Callabl
     return ServedModel.create(model_id, LlamaBackend(path, config, progress=progress))
 
 
-def build_app(registry: ModelRegistry, *, api_keys: list[str], database: Database | None, max_body_bytes: int) -> FastAPI:
+def build_app(
+    registry: ModelRegistry, *, api_keys: list[str], database: Database | None, max_body_bytes: int, no_auth: bool = False
+) -> FastAPI:
     stored = StoredCompletions(CompletionStore(database)) if database is not None else None
     services = Services(
         registry=registry,
         chat=ChatService(registry, stored),
         stored=stored,
-        auth=Authenticator(api_keys, KeyStore(database) if database is not None else None),
+        auth=Authenticator(
+            api_keys, KeyStore(database) if database is not None else None, mode=AuthMode.OFF if no_auth else AuthMode.KEYS
+        ),
         database=database,
     )
     return create_app(services, max_body_bytes=max_body_bytes)

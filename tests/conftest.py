@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -26,6 +28,19 @@ def start_server(tmp_dir: str, *args: str, env: dict[str, str] | None = None) ->
 
 def stop_server(server: Server) -> None:
     server.stop()
+
+
+def cli_key(store_url: str, project: str) -> tuple[str, str]:
+    """``chatport keys create``: (the key, its id)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "chatport", "keys", "create", "--project", project, "--store", store_url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key = out.stdout.strip().splitlines()[-1]
+    key_id = next(w for w in out.stderr.split() if w.startswith("key_"))
+    return key, key_id
 
 
 @pytest.fixture(scope="session")

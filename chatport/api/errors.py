@@ -16,7 +16,8 @@ log = logging.getLogger("chatport.api")
 
 
 def error_response(error: APIError) -> OrjsonResponse:
-    return OrjsonResponse(error.body(), status_code=error.status_code)
+    headers = {"retry-after": str(error.retry_after)} if error.retry_after is not None else None
+    return OrjsonResponse(error.body(), status_code=error.status_code, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -42,7 +42,7 @@ class LlamaBackend:
             fingerprint=f"fp_{digest[:10]}",
             created=int(stat.st_mtime) or int(time.time()),
         )
-        self._vocabulary = _vocabulary(model)
+        self._vocabulary = vocabulary_of(model)
 
     @property
     def capabilities(self) -> ModelCapabilities:
@@ -72,7 +72,8 @@ class LlamaBackend:
         self.model.close()
 
 
-def _vocabulary(model: LlamaModel) -> Vocabulary:
+def vocabulary_of(model: LlamaModel) -> Vocabulary:
+    """What the service needs to know of a model's tokenizer (works on vocab-only loads)."""
     meta = model.metadata
 
     def special_text(key: str) -> str:

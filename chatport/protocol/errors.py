@@ -21,11 +21,13 @@ class APIError(Exception):
         code: str | None = None,
         status_code: int | None = None,
         error_type: str | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code
+        self.retry_after = retry_after  # seconds, sent as Retry-After
         if status_code is not None:
             self.status_code = status_code
         if error_type is not None:
@@ -66,13 +68,13 @@ def payload_too_large_error(message: str, code: str) -> InvalidRequestError:
     return InvalidRequestError(message, code=code, status_code=413)
 
 
-def rate_limit_error(message: str, code: str) -> APIError:
-    return APIError(message, code=code, status_code=429, error_type="requests")
+def rate_limit_error(message: str, code: str, retry_after: int = 1) -> APIError:
+    return APIError(message, code=code, status_code=429, error_type="requests", retry_after=retry_after)
 
 
-def overloaded_error(message: str, code: str) -> APIError:
+def overloaded_error(message: str, code: str, retry_after: int = 1) -> APIError:
     """503: the request is fine; the server cannot take it now."""
-    return APIError(message, code=code, status_code=503)
+    return APIError(message, code=code, status_code=503, retry_after=retry_after)
 
 
 def unsupported_parameter(param: str, detail: str | None = None) -> InvalidRequestError:

@@ -1,32 +1,68 @@
 """API keys and the project each one belongs to.
 
 Keys come from the command line / environment (project "default") and from the key
-store (`chatport keys create --project NAME`). With no key configured anywhere, every
-request belongs to the default project and no key is needed.
+store (`chatport keys create --project NAME`). Authentication fails closed: a key is
+accepted only once it has been checked, and when keys cannot be checked (the store is
+down) requests are refused with 503 and Retry-After, never let through.
+
+Serving without keys is a choice made at start-up and stated in the log: either
+``--no-auth``, or no key configured anywhere (no ``--api-key`` and a reachable store that
+holds none). In the second case a key created later turns authentication on within
+seconds.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import time
+from enum import Enum
 
-from chatport.protocol.errors import authentication_error
+from chatport.protocol.errors import APIError, authentication_error, overloaded_error
 from chatport.store.database import StoreUnavailable
 from chatport.store.keys import DEFAULT_PROJECT, KeyStore
 
+log = logging.getLogger("chatport.auth")
+
 # Stored keys are re-checked this often, so a revoked key stops working within seconds.
 _CACHE_SECONDS = 5.0
+_RETRY_SECONDS = 5
+
+
+class AuthMode(Enum):
+    OFF = "off"  # --no-auth: no key is asked for
+    KEYS = "keys"  # keys are checked (and none may exist yet)
 
 
 class Authenticator:
-    def __init__(self, static_keys: list[str], keys: KeyStore | None = None) -> None:
+    def __init__(self, static_keys: list[str], keys: KeyStore | None = None, *, mode: AuthMode = AuthMode.KEYS) -> None:
         self._static = [k.encode() for k in static_keys if k]
         self._keys = keys
+        self.mode = mode
         self._projects: dict[str, tuple[str | None, float]] = {}
         self._any_stored: tuple[bool, float] | None = None
 
+    async def describe(self) -> str:
+        """How requests are authenticated, for the start-up log."""
+        if self.mode is AuthMode.OFF:
+            return "authentication is off (--no-auth): every request belongs to project 'default'"
+        if self._static:
+            return f"API keys required ({len(self._static)} from --api-key/CHATPORT_API_KEYS, and the stored keys)"
+        try:
+            stored = await self._stored_keys_exist()
+        except APIError:
+            return "API keys required, but the key store is unavailable: /v1 requests get 503 until it is back"
+        if stored:
+            return "API keys required (stored keys)"
+        return (
+            "no API keys configured: requests are not authenticated and belong to project 'default' "
+            "(create a key with `chatport keys create`, or pass --no-auth to make this explicit)"
+        )
+
     async def project_for(self, token: str | None) -> str:
         """The project of a request that presented ``token`` (None: no key at all)."""
+        if self.mode is AuthMode.OFF:
+            return DEFAULT_PROJECT
         if token and any(hmac.compare_digest(token.encode(), k) for k in self._static):
             return DEFAULT_PROJECT
         if not self._static and not await self._stored_keys_exist():
@@ -50,8 +86,7 @@ class Authenticator:
             try:
                 self._any_stored = (await self._keys.any_live(), now)
             except StoreUnavailable:
-                # The last answer stands while the database is away (none yet: no keys).
-                return self._any_stored[0] if self._any_stored else False
+                raise _cannot_check() from None
         return self._any_stored[0]
 
     async def _stored_project(self, token: str) -> str | None:
@@ -64,11 +99,19 @@ class Authenticator:
         try:
             project = await self._keys.project_of(token)
         except StoreUnavailable:
-            return cached[0] if cached else None
+            raise _cannot_check() from None
         if len(self._projects) > 10_000:
             self._projects.clear()
         self._projects[token] = (project, now)
         return project
+
+
+def _cannot_check() -> APIError:
+    return overloaded_error(
+        "API keys cannot be checked right now (the key store is unavailable). Please retry after a brief wait.",
+        code="auth_unavailable",
+        retry_after=_RETRY_SECONDS,
+    )
 
 
 def _redact(key: str) -> str:

@@ -3,10 +3,12 @@ deltas become a chat.completion or OpenAI's exact sequence of chunks."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import string
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,15 +67,17 @@ def usage(choices: Choices, handle: GenerationHandle) -> dict[str, Any]:
 
 
 class ChatService:
-    def __init__(self, registry: ModelRegistry, stored: StoredCompletions | None = None) -> None:
+    def __init__(self, registry: ModelRegistry, stored: StoredCompletions | None = None, *, prompt_workers: int = 2) -> None:
         self.registry = registry
         self.stored = stored
+        # Rendering and tokenizing prompts: bounded, off the event loop, never blocking it.
+        self.prompt_pool = ThreadPoolExecutor(max_workers=prompt_workers, thread_name_prefix="chatport-prompt")
 
     async def prepare(self, body: dict[str, Any]) -> PreparedChat:
         request = validate(ChatCompletionRequest, body)
         model = self.registry.resolve(request.model)
-        check_request(request, max_choices=model.capabilities.max_choices)
-        generation, tools = await generation_for(request, model)
+        check_request(request, max_choices=model.capabilities.max_choices, max_messages=model.capabilities.context_length)
+        generation, tools = await generation_for(request, model, self.prompt_pool)
         return PreparedChat(
             request,
             model,
@@ -94,9 +98,15 @@ class ChatService:
             await self.stored.ping()
         try:
             handle = chat.model.backend.submit(chat.generation)
+        except BackendFailure as failure:
+            raise as_api_error(failure) from None
+        try:
             await handle.wait_admitted()
         except BackendFailure as failure:
             raise as_api_error(failure) from None
+        except asyncio.CancelledError:
+            handle.cancel()  # the client left while the request waited for a slot
+            raise
         return handle
 
     async def complete(self, chat: PreparedChat, handle: GenerationHandle, project: str) -> dict[str, Any]:

@@ -24,12 +24,20 @@ _NOT_YET = {
 }
 
 
-def check_request(request: ChatCompletionRequest, *, max_choices: int) -> None:
+def check_request(request: ChatCompletionRequest, *, max_choices: int, max_messages: int) -> None:
     for name, detail in _NOT_YET.items():
         if getattr(request, name) is not None:
             raise unsupported_parameter(name, detail)
     if request.modalities and "audio" in request.modalities:
         raise unsupported_parameter("modalities", "by the served models: only 'text' output is available")
+    if len(request.messages) > max_messages:
+        # Every message takes at least one token of the context; refused before any work.
+        raise InvalidRequestError(
+            f"Invalid 'messages': array too long. Expected an array with maximum length {max_messages}, "
+            f"but got an array with length {len(request.messages)} instead.",
+            param="messages",
+            code="array_above_max_length",
+        )
     check_metadata(request.metadata)
     _check_logit_bias(request.logit_bias)
     for name in ("max_tokens", "max_completion_tokens"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from chatport.protocol.backend import GenerationRequest, Grammar, LazyGrammar, SamplingParams
 from chatport.protocol.errors import InvalidRequestError, context_length_exceeded
@@ -30,13 +32,14 @@ def service_tier(request: ChatCompletionRequest) -> str:
     return request.service_tier if request.service_tier in ("priority", "flex", "scale") else "default"
 
 
-async def generation_for(request: ChatCompletionRequest, model: ServedModel) -> tuple[GenerationRequest, ToolPlan | None]:
+async def generation_for(
+    request: ChatCompletionRequest, model: ServedModel, pool: ThreadPoolExecutor
+) -> tuple[GenerationRequest, ToolPlan | None]:
     messages = to_template_messages(request.messages, model=model.id, developer_as_system=not model.template.knows_developer_role)
     grammar = grammar_for(request, messages)
     grammar_error = schema_error(request)
     tools = plan_tools(request)
     lazy: list[tuple[str, str]] = []
-    template_tools = None
     visible: frozenset[int] = frozenset()
     fmt = model.tool_format
     if tools is not None and tools.active:
@@ -45,12 +48,9 @@ async def generation_for(request: ChatCompletionRequest, model: ServedModel) -> 
             grammar, grammar_error = tool_grammar, tools_error  # a call is required from the first token
         elif grammar is not None:
             lazy = []  # a structured answer and its grammar win over optional calls
-        messages = add_tool_notes(messages, tools, fmt)
-        if fmt.native:
-            template_tools = [t for t in tools.template_tools if t["function"]["name"] in tools.callable]
         vocab = model.backend.vocabulary
         visible = frozenset(vocab.special[m] for m in fmt.markers if m in vocab.control)
-    prompt = await build_prompt(model, fmt.prepare_history(messages), template_tools)
+    prompt = await build_prompt(model.prompts, pool, *template_inputs(messages, tools, model))
     max_tokens = request.max_completion_tokens or request.max_tokens
     check_context(len(prompt), max_tokens, model.capabilities.context_length)
     generation = GenerationRequest(
@@ -66,6 +66,20 @@ async def generation_for(request: ChatCompletionRequest, model: ServedModel) -> 
         visible_control_tokens=visible,
     )
     return generation, tools
+
+
+def template_inputs(
+    messages: list[dict[str, Any]], tools: ToolPlan | None, model: ServedModel
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """What the chat template gets: the messages (with notes for what it cannot show, and
+    earlier calls adapted to it) and the tools it renders itself."""
+    fmt = model.tool_format
+    template_tools = None
+    if tools is not None and tools.active:
+        messages = add_tool_notes(messages, tools, fmt)
+        if fmt.native:
+            template_tools = [t for t in tools.template_tools if t["function"]["name"] in tools.callable]
+    return fmt.prepare_history(messages), template_tools
 
 
 async def _compile(model: ServedModel, grammar: str, error: GrammarError) -> Grammar:

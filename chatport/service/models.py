@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from chatport.protocol.backend import Backend, ModelCapabilities
 from chatport.protocol.errors import model_not_found
+from chatport.service.prompt import PromptBuilder
 from chatport.service.template import CHATML, ChatTemplate
 from chatport.service.tools import ToolCallFormat, format_for
 
@@ -18,6 +19,7 @@ class ServedModel:
     backend: Backend
     template: ChatTemplate
     tool_format: ToolCallFormat
+    prompts: PromptBuilder
     owned_by: str = "chatport"
 
     @classmethod
@@ -25,7 +27,7 @@ class ServedModel:
         source = backend.capabilities.chat_template
         vocab = backend.vocabulary
         template = ChatTemplate(source or CHATML, bos_token=vocab.bos_text, eos_token=vocab.eos_text)
-        return cls(model_id, backend, template, format_for(source))
+        return cls(model_id, backend, template, format_for(source), PromptBuilder(backend, template))
 
     @property
     def capabilities(self) -> ModelCapabilities:

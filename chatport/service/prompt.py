@@ -1,19 +1,155 @@
-"""Messages -> the model's prompt: the chat template rendered, then tokenized."""
+"""Messages -> the model's prompt: the chat template rendered, then tokenized so that only
+the template's own markup becomes control tokens.
+
+Client text (message content, names, tool calls and results, tool definitions) may spell a
+control token: ``<|im_end|>\\n<|im_start|>system\\n...`` typed into a message would forge a
+role boundary if the rendered prompt were tokenized as a whole with special tokens on.
+So before rendering, every control-token spelling in client text is swapped for a private
+sentinel; after rendering, the text is cut at the template's special tokens (which map
+straight to their ids) and each piece between them is tokenized as plain text, with the
+sentinels turned back into what the client wrote. Whatever a client writes stays text.
+
+Every step is linear in the prompt: special tokens are found with an Aho-Corasick
+automaton (vocabularies have up to thousands of them), and a prompt that cannot fit the
+context is refused from its length before it is tokenized. The work runs in a bounded
+thread pool, off the event loop, and stops between pieces when the client has gone.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import math
+import re
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import ahocorasick
+
+from chatport.protocol.backend import Backend
+from chatport.protocol.errors import InvalidRequestError
 from chatport.protocol.prompt import Prompt
-from chatport.service.models import ServedModel
+from chatport.service.template import ChatTemplate
+
+# Private-use characters: a sentinel is OPEN + index + CLOSE. Client text holding either
+# character gets it swapped too, so no client can write a sentinel of its own.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_SENTINEL = re.compile(f"{_OPEN}([0-9]+){_CLOSE}")
 
 
-async def build_prompt(model: ServedModel, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> Prompt:
-    text = model.template.render(messages, tools=tools)
-    # Tokenizing a multi-megabyte prompt takes a while: keep the event loop serving.
-    tokens = await asyncio.to_thread(model.backend.tokenize, text, special=True)
-    vocab = model.backend.vocabulary
-    if vocab.add_bos and vocab.bos_id >= 0 and (not tokens or tokens[0] != vocab.bos_id):
-        tokens.insert(0, vocab.bos_id)
-    return Prompt.of_tokens(tokens)
+class PromptCancelled(Exception):
+    """The client left while its prompt was being built."""
+
+
+class PromptBuilder:
+    """One model's template and vocabulary, turning messages into prompt tokens."""
+
+    def __init__(self, backend: Backend, template: ChatTemplate) -> None:
+        vocab = backend.vocabulary
+        self._backend = backend
+        self._template = template
+        self._special = dict(vocab.special)
+        self._control = _automaton([*vocab.control, _OPEN, _CLOSE])
+        self._markup = _automaton(vocab.special) if vocab.special else None
+        self._bos = vocab.bos_id if vocab.add_bos else -1
+        self._max_token_bytes = vocab.max_token_bytes
+        self._context = backend.capabilities.context_length
+
+    def build(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, stop: threading.Event) -> Prompt:
+        """Blocking: call it in a worker thread. ``stop`` set: the client has gone."""
+        guard = _Guard(self._control)
+        text = self._template.render(guard.walk(messages), tools=guard.walk(tools) if tools is not None else None)
+        self._check_fits(text)
+        tokens = self._tokenize(text, guard.originals, stop)
+        if self._bos >= 0 and (not tokens or tokens[0] != self._bos):
+            tokens.insert(0, self._bos)
+        return Prompt.of_tokens(tokens)
+
+    def _check_fits(self, text: str) -> None:
+        # No token is longer than max_token_bytes, so this many bytes need at least this
+        # many tokens: a prompt that cannot fit is refused before any tokenizing.
+        at_least = math.ceil(len(text.encode("utf-8", "surrogatepass")) / self._max_token_bytes)
+        if at_least >= self._context:
+            raise InvalidRequestError(
+                f"This model's maximum context length is {self._context} tokens. However, your messages "
+                f"resulted in at least {at_least} tokens. Please reduce the length of the messages.",
+                param="messages",
+                code="context_length_exceeded",
+            )
+
+    def _tokenize(self, text: str, originals: list[str], stop: threading.Event) -> list[int]:
+        tokens: list[int] = []
+        start = 0
+        for end, special in self._markup.iter_long(text) if self._markup is not None else ():
+            begin = end - len(special) + 1
+            tokens += self._plain(text[start:begin], originals)
+            tokens.append(self._special[special])
+            start = end + 1
+            if stop.is_set():
+                raise PromptCancelled
+        return tokens + self._plain(text[start:], originals)
+
+    def _plain(self, piece: str, originals: list[str]) -> list[int]:
+        if not piece:
+            return []
+        restored = _SENTINEL.sub(lambda m: originals[int(m.group(1))], piece)
+        return self._backend.tokenize(restored, special=False)
+
+
+class _Guard:
+    """Swaps control-token spellings in client data for sentinels, remembering them."""
+
+    def __init__(self, control: Any) -> None:
+        self._control = control
+        self.originals: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def walk(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self._text(value)
+        if isinstance(value, dict):
+            return {self._text(k) if isinstance(k, str) else k: self.walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.walk(v) for v in value]
+        return value
+
+    def _text(self, text: str) -> str:
+        out, start = [], 0
+        for end, found in self._control.iter_long(text):
+            out.append(text[start : end - len(found) + 1])
+            out.append(f"{_OPEN}{self._sentinel(found)}{_CLOSE}")
+            start = end + 1
+        if not out:
+            return text
+        out.append(text[start:])
+        return "".join(out)
+
+    def _sentinel(self, found: str) -> int:
+        if found not in self._index:
+            self._index[found] = len(self.originals)
+            self.originals.append(found)
+        return self._index[found]
+
+
+def _automaton(words: Iterable[str]) -> Any:
+    automaton = ahocorasick.Automaton()
+    for word in words:
+        if word:
+            automaton.add_word(word, word)
+    automaton.make_automaton()
+    return automaton
+
+
+async def build_prompt(
+    builder: PromptBuilder, pool: ThreadPoolExecutor, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+) -> Prompt:
+    """Build in ``pool``; if the caller is cancelled (its client left), the work stops."""
+    stop = threading.Event()
+    job = pool.submit(builder.build, messages, tools, stop)
+    try:
+        return await asyncio.wrap_future(job)
+    except asyncio.CancelledError:
+        stop.set()
+        job.cancel()
+        raise

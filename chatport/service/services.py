@@ -29,8 +29,10 @@ class Services:
             except StoreUnavailable as exc:
                 # Serving goes on; stored-completion routes answer 503 until it is back.
                 log.warning("completion store %s is unavailable: %s", describe(self.database.url), exc)
+        log.warning("auth: %s", await self.auth.describe())
 
     async def stop(self) -> None:
+        self.chat.prompt_pool.shutdown(wait=False, cancel_futures=True)
         self.registry.close()
         if self.database is not None:
             await self.database.close()

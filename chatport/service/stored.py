@@ -22,6 +22,7 @@ def unavailable() -> APIError:
         "The stored completions database is unavailable right now; requests without store=true are unaffected. "
         "Please retry later.",
         code="store_unavailable",
+        retry_after=5,
     )
 
 

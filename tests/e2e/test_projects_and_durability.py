@@ -15,21 +15,9 @@ import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
-from tests.conftest import MODEL, start_server, stop_server
+from tests.conftest import MODEL, cli_key, start_server, stop_server
 
 USER = [{"role": "user", "content": "Say one word."}]
-
-
-def cli_key(store_url: str, project: str) -> tuple[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "chatport", "keys", "create", "--project", project, "--store", store_url],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    key = out.stdout.strip().splitlines()[-1]
-    key_id = next(w for w in out.stderr.split() if w.startswith("key_"))
-    return key, key_id
 
 
 def test_projects_cannot_see_each_other(fresh_store_url, tmp_path):
@@ -80,7 +68,9 @@ def test_projects_cannot_see_each_other(fresh_store_url, tmp_path):
 
 
 def test_database_down_gives_503_for_store_only(tmp_path):
-    srv = start_server(str(tmp_path), "--store", "postgresql://postgres@127.0.0.1:1/nowhere")
+    # Serving without keys is said explicitly: otherwise keys that cannot be checked
+    # refuse every request (see tests/e2e/test_hardening.py).
+    srv = start_server(str(tmp_path), "--store", "postgresql://postgres@127.0.0.1:1/nowhere", "--no-auth")
     try:
         client = OpenAI(base_url=srv.api, api_key="x", max_retries=0)
         assert client.chat.completions.create(model=MODEL, messages=USER, max_tokens=2).choices

@@ -15,20 +15,8 @@ from chatport.service.tools.llama3 import Llama3JsonFormat
 from chatport.service.tools.mistral import MistralFormat
 from chatport.service.tools.plan import ToolPlan, plan_tools
 from tests.support.bytes_vocab import accepts
+from tests.support.tools import WEATHER
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "parameters": {
-            "type": "object",
-            "properties": {"location": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
-            "required": ["location", "unit"],
-            "additionalProperties": False,
-        },
-        "strict": True,
-    },
-}
 TICKET = {
     "type": "custom",
     "custom": {
@@ -51,7 +39,7 @@ def required(fmt: ToolCallFormat, **body) -> str:
     return grammar
 
 
-ARGS = '{"location":"Paris","unit":"c"}'
+ARGS = '{"location":"Paris","unit":"celsius"}'
 CALLS = {
     "hermes": f'<tool_call>\n{{"name":"get_weather","arguments":{ARGS}}}\n</tool_call>\n',
     "llama3-json": f'{{"name":"get_weather","parameters":{ARGS}}}',
@@ -65,7 +53,7 @@ def test_a_required_call_follows_the_format_and_the_schema(fmt):
     grammar = required(fmt, tools=[WEATHER])
     assert accepts(grammar, CALLS[fmt.name])
     assert not accepts(grammar, "Sure, the weather is nice.")
-    assert not accepts(grammar, CALLS[fmt.name].replace('"c"', '"kelvin"'))  # outside the enum
+    assert not accepts(grammar, CALLS[fmt.name].replace('"celsius"', '"kelvin"'))  # outside the enum
     assert not accepts(grammar, CALLS[fmt.name].replace("get_weather", "get_time"))  # not a tool
 
 

@@ -11,7 +11,6 @@ from fastapi.responses import StreamingResponse
 
 from chatport.api.responses import OrjsonResponse
 from chatport.api.sse import encode_events
-from chatport.protocol.backend import GenerationHandle
 from chatport.protocol.validation import parse_json_object
 from chatport.service.chat import ChatService
 
@@ -23,24 +22,27 @@ CLIENT_CLOSED = 499
 @router.post("/chat/completions")
 async def create_chat_completion(request: Request) -> Response:
     service: ChatService = request.app.state.services.chat
-    chat = await service.prepare(parse_json_object(await request.body()))
+    body = parse_json_object(await request.body())
+    response = await _unless_client_leaves(request, _respond(service, body, request.state.project))
+    return response if response is not None else Response(status_code=CLIENT_CLOSED)
+
+
+async def _respond(service: ChatService, body: dict[str, Any], project: str) -> Response:
+    chat = await service.prepare(body)
     handle = await service.start(chat)
     if chat.request.stream:
         return StreamingResponse(
-            encode_events(service.stream(chat, handle, request.state.project)),
+            encode_events(service.stream(chat, handle, project)),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache"},
         )
-    result = await _unless_client_leaves(request, service.complete(chat, handle, request.state.project), handle)
-    if result is None:
-        return Response(status_code=CLIENT_CLOSED)
-    return OrjsonResponse(result)
+    return OrjsonResponse(await service.complete(chat, handle, project))
 
 
-async def _unless_client_leaves(
-    request: Request, work: Coroutine[Any, Any, dict[str, Any]], handle: GenerationHandle
-) -> dict[str, Any] | None:
-    """Run a non-streamed completion, dropping it as soon as its client disconnects."""
+async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, Response]) -> Response | None:
+    """Run a request's work (building its prompt, waiting for a slot, generating a whole
+    completion), dropping it as soon as its client disconnects. A stream, once it has
+    begun, is watched by the streaming response itself."""
     task = asyncio.ensure_future(work)
 
     async def client_gone() -> None:
@@ -55,5 +57,4 @@ async def _unless_client_leaves(
     if task.done():
         return task.result()
     task.cancel()
-    handle.cancel()
     return None
