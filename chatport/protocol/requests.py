@@ -353,7 +353,8 @@ class ChatCompletionRequest(BaseModel):
     presence_penalty: Penalty | None = None
     prompt_cache_key: str | None = None
     prompt_cache_options: dict[str, Any] | None = None
-    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    # "in-memory" is the spelling of the Python and TypeScript SDK docs, "in_memory" the API's.
+    prompt_cache_retention: Literal["in_memory", "in-memory", "24h"] | None = None
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
     response_format: ResponseFormat | None = None
     safety_identifier: Annotated[str, Field(max_length=64)] | None = None

@@ -50,11 +50,16 @@ class PreparedChat:
     def choices(self) -> Choices:
         return Choices(self.generation.n, logprobs=self.generation.params.logprobs, tools=self.tools, fmt=self.model.tool_format)
 
+    @property
+    def model_name(self) -> str:
+        """The name the client asked for (an alias stays an alias, as OpenAI echoes it)."""
+        return self.request.model
+
     def completion(self, choices: Choices, handle: GenerationHandle) -> dict[str, Any]:
         return rs.completion(
             id=self.id,
             created=self.created,
-            model=self.model.id,
+            model=self.model_name,
             choices=choices.choice_objects(),
             usage=usage(choices, handle),
             service_tier=self.service_tier,
@@ -125,8 +130,6 @@ class ChatService:
         chunks = ChunkWriter(chat)
         choices = chat.choices()
         try:
-            for i in range(chat.generation.n):
-                yield chunks.choice(i, {"role": "assistant", "content": "", "refusal": None})
             async for deltas in _outputs(handle):
                 for delta in deltas:
                     for chunk in chunks.for_delta(choices, delta):
@@ -153,11 +156,12 @@ class ChunkWriter:
         self.include_usage = bool(options and options.include_usage)
         self._obfuscate = not (options and options.include_obfuscation is False)
         self._logprobs = chat.generation.params.logprobs
+        self._opened: set[int] = set()  # choices whose first delta (with the role) is sent
         self._base = {
             "id": chat.id,
             "object": "chat.completion.chunk",
             "created": chat.created,
-            "model": chat.model.id,
+            "model": chat.model_name,
             "service_tier": chat.service_tier,
             "system_fingerprint": chat.model.capabilities.fingerprint,
         }
@@ -173,14 +177,32 @@ class ChunkWriter:
     def for_delta(self, choices: Choices, delta: ChoiceDelta) -> list[Chunk]:
         seen = choices.add(delta)
         out = []
-        if seen.content or seen.logprobs:
-            logprobs = rs.choice_logprobs(seen.logprobs) if self._logprobs else None
-            out.append(self.choice(seen.index, {"content": seen.content}, logprobs=logprobs))
-        for call in seen.calls:
-            out += [self.choice(seen.index, piece) for piece in choices.call_deltas(seen.index, call)]
+        # The delta's logprobs go with its first content chunk (or a chunk of their own).
+        logprobs = seen.logprobs or [] if self._logprobs else None
+        pieces = seen.pieces
+        if logprobs and not any(kind == "content" for kind, _ in pieces):
+            pieces = [("content", ""), *pieces]
+        for kind, piece in pieces:
+            if kind == "content":
+                out += self._open(seen.index, None)
+                out.append(self.choice(seen.index, {"content": piece}, logprobs=rs.choice_logprobs(logprobs)))
+                logprobs = [] if logprobs is not None else None
+            elif piece is not None:
+                out += self._open(seen.index, piece) or [self.choice(seen.index, piece)]
         if seen.finish_reason:
+            out += self._open(seen.index, None)
             out.append(self.choice(seen.index, {}, finish_reason=seen.finish_reason))
         return out
+
+    def _open(self, index: int, call: dict[str, Any] | None) -> list[Chunk]:
+        """A choice's first delta carries the role, as OpenAI's do: with empty content
+        before text, or merged into the first call delta (content null)."""
+        if index in self._opened:
+            return []
+        self._opened.add(index)
+        if call is None:
+            return [self.choice(index, {"role": "assistant", "content": "", "refusal": None})]
+        return [self.choice(index, {"role": "assistant", "content": None, "refusal": None, **call})]
 
     def usage(self, usage: dict[str, Any]) -> Chunk:
         return {**self._base, "choices": [], "usage": usage}

@@ -4,8 +4,10 @@ which are refused by name rather than ignored."""
 
 from __future__ import annotations
 
+import re
+
 from chatport.protocol.errors import InvalidRequestError, unsupported_parameter
-from chatport.protocol.requests import ChatCompletionRequest
+from chatport.protocol.requests import AssistantMessage, ChatCompletionRequest, Message, ResponseFormatJSONSchema, ToolMessage
 
 METADATA_MAX_PAIRS = 16
 METADATA_MAX_KEY = 64
@@ -38,6 +40,10 @@ def check_request(request: ChatCompletionRequest, *, max_choices: int, max_messa
             param="messages",
             code="array_above_max_length",
         )
+    check_tool_history(request.messages)
+    fmt = request.response_format
+    if isinstance(fmt, ResponseFormatJSONSchema):
+        check_name(fmt.json_schema.name, "response_format.json_schema.name")
     check_metadata(request.metadata)
     _check_logit_bias(request.logit_bias)
     for name in ("max_tokens", "max_completion_tokens"):
@@ -65,6 +71,54 @@ def check_request(request: ChatCompletionRequest, *, max_choices: int, max_messa
             f"Invalid 'n': this server runs at most {max_choices} sequences at once, but got {request.n}.",
             param="n",
             code="integer_above_max_value",
+        )
+
+
+_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def check_name(name: str, param: str) -> None:
+    """Names of functions, custom tools and JSON schemas, as OpenAI checks them."""
+    if not _NAME.match(name):
+        raise InvalidRequestError(
+            f"Invalid '{param}': string does not match pattern. Expected a string that matches the "
+            f"pattern '^[a-zA-Z0-9_-]+$' of at most 64 characters.",
+            param=param,
+            code="invalid_value",
+        )
+
+
+def check_tool_history(messages: list[Message]) -> None:
+    """Every tool message answers a call of the assistant message before it, and every such
+    call is answered before the conversation goes on, as OpenAI requires."""
+    open_calls: dict[str, int] = {}  # unanswered call id -> index of the message that made it
+    answering = False  # inside the tool messages that follow calls
+    for i, message in enumerate(messages):
+        if isinstance(message, ToolMessage):
+            if not answering:
+                raise InvalidRequestError(
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.",
+                    param=f"messages.[{i}].role",
+                )
+            if open_calls.pop(message.tool_call_id, None) is None:
+                raise InvalidRequestError(
+                    f"Invalid parameter: 'tool_call_id' of '{message.tool_call_id}' not found in 'tool_calls' of previous message.",
+                    param=f"messages.[{i}].tool_call_id",
+                )
+            continue
+        _check_answered(open_calls)
+        calls = message.tool_calls if isinstance(message, AssistantMessage) else None
+        open_calls = {call.id: i for call in calls or []}
+        answering = bool(open_calls)
+    _check_answered(open_calls)
+
+
+def _check_answered(open_calls: dict[str, int]) -> None:
+    if open_calls:
+        raise InvalidRequestError(
+            "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. "
+            f"The following tool_call_ids did not have response messages: {', '.join(open_calls)}",
+            param=f"messages.[{next(iter(open_calls.values()))}].role",
         )
 
 

@@ -1,81 +1,135 @@
-"""What each choice has produced so far: content, tool calls, logprobs and finish reasons,
-as the client should see them, step by step and as the final message."""
+"""What each choice has produced so far, as the client sees it: content, tool calls (begun
+as soon as their name is written, their arguments growing as they are generated),
+logprobs of content tokens, and finish reasons; step by step and as the final message."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from chatport.protocol import responses as rs
 from chatport.protocol.backend import ChoiceDelta, TokenLogprob
-from chatport.service.tools import ToolCallFormat, tool_call_entry
+from chatport.service.tools import ToolCallFormat
 from chatport.service.tools.format import CUSTOM_BLOCK
-from chatport.service.tools.parser import CallParser
+from chatport.service.tools.parser import CallArguments, CallParser, CallStart, Content, Event
 from chatport.service.tools.plan import ToolPlan
 
 
 @dataclass
 class Visible:
-    """What one backend delta means for one choice, as the client should see it."""
+    """What one backend delta means for one choice: in order, content pieces and the
+    stream deltas of calls (``("content", text)`` or ``("call", delta)``)."""
 
     index: int
-    content: str = ""
+    pieces: list[tuple[str, Any]] = field(default_factory=list)
     logprobs: list[TokenLogprob] | None = None
-    calls: list[dict[str, Any]] = field(default_factory=list)
     finish_reason: str | None = None
+
+
+class _Choice:
+    def __init__(self, logprobs: bool, parser: CallParser | None) -> None:
+        self.text = ""
+        self.calls: list[dict[str, Any]] = []
+        self.logprobs: list[TokenLogprob] | None = [] if logprobs else None
+        self.finish: str | None = None
+        self.parser = parser
+        self.fed = 0  # characters of output seen
+        # (start, end, logprobs) of deltas whose text is not yet known to be content
+        self.pending: deque[tuple[int, int, list[TokenLogprob]]] = deque()
+
+    def logprobs_for(self, start: int, end: int) -> list[TokenLogprob]:
+        """Logprobs of the tokens that wrote output [start, end), now known as content;
+        those of tokens that wrote only call markup before it are dropped."""
+        out: list[TokenLogprob] = []
+        while self.pending and self.pending[0][0] < end:
+            lo, hi, entries = self.pending.popleft()
+            if hi > start or lo == hi >= start:
+                out += entries
+        return out
 
 
 class Choices:
     def __init__(self, n: int, *, logprobs: bool, tools: ToolPlan | None, fmt: ToolCallFormat) -> None:
         self.n = n
-        self.texts = [""] * n
-        self.calls: list[list[dict[str, Any]]] = [[] for _ in range(n)]
-        self.logprobs: list[list[TokenLogprob] | None] = [[] if logprobs else None for _ in range(n)]
-        self.finish: list[str | None] = [None] * n
-        self.completion_tokens = 0
         self.legacy = bool(tools and tools.legacy)
         active = tools is not None and tools.active
-        self._parsers = [CallParser((*fmt.blocks, CUSTOM_BLOCK)) for _ in range(n)] if active else None
+        blocks = (*fmt.blocks, CUSTOM_BLOCK)
+        self._choices = [_Choice(logprobs, CallParser(blocks) if active else None) for _ in range(n)]
+        self.completion_tokens = 0
 
     @property
     def done(self) -> bool:
-        return None not in self.finish
+        return all(c.finish is not None for c in self._choices)
 
     def add(self, delta: ChoiceDelta) -> Visible:
-        i = delta.index
-        seen = Visible(i, logprobs=delta.logprobs)
-        if self._parsers is None:
-            seen.content = delta.text
+        choice = self._choices[delta.index]
+        seen = Visible(delta.index)
+        if choice.parser is None:
+            events: list[Event] = [Content(delta.text, choice.fed)] if delta.text else []
+            seen.logprobs = delta.logprobs
         else:
-            seen.content, calls = self._parsers[i].feed(delta.text)
+            choice.pending.append((choice.fed, choice.fed + len(delta.text), delta.logprobs or []))
+            events = choice.parser.feed(delta.text)
             if delta.finish_reason:
-                rest, last = self._parsers[i].finish()
-                seen.content += rest
-                calls += last
-            seen.calls = [tool_call_entry(c) for c in calls]
-            self.calls[i].extend(seen.calls)
-        self.texts[i] += seen.content
-        kept = self.logprobs[i]
-        if delta.logprobs and kept is not None:
-            kept.extend(delta.logprobs)
+                events += choice.parser.finish()
+            if delta.logprobs is not None:
+                seen.logprobs = []
+        choice.fed += len(delta.text)
+        for event in events:
+            self._apply(choice, seen, event)
+        if seen.logprobs and choice.logprobs is not None:
+            choice.logprobs.extend(seen.logprobs)
         if delta.finish_reason:
             reason: str = delta.finish_reason
-            if self.calls[i] and reason == "stop":
+            if choice.calls and reason == "stop":
                 reason = "function_call" if self.legacy else "tool_calls"
-            self.finish[i] = seen.finish_reason = reason
+            choice.finish = seen.finish_reason = reason
             self.completion_tokens += delta.completion_tokens
         return seen
 
-    def message(self, i: int) -> dict[str, Any]:
-        calls = self.calls[i]
-        if not calls:
-            return rs.assistant_message(self.texts[i])
-        content = _strip_fence(self.texts[i]).strip() or None
-        message = rs.assistant_message(content)
+    def _apply(self, choice: _Choice, seen: Visible, event: Event) -> None:
+        if isinstance(event, Content):
+            choice.text += event.text
+            seen.pieces.append(("content", event.text))
+            if choice.parser is not None and seen.logprobs is not None:
+                seen.logprobs += choice.logprobs_for(event.start, event.start + len(event.text))
+        elif isinstance(event, CallStart):
+            kind = "custom" if event.custom else "function"
+            body: dict[str, str] = {"name": event.name, "input" if event.custom else "arguments": ""}
+            call: dict[str, Any] = {"id": rs.random_id("call_", 24), "type": kind, kind: body}
+            choice.calls.append(call)
+            seen.pieces.append(("call", self._call_delta(len(choice.calls) - 1, call, head=True)))
+        elif isinstance(event, CallArguments):
+            call = choice.calls[-1]
+            written: dict[str, str] = call[call["type"]]
+            written["input" if call["type"] == "custom" else "arguments"] += event.text
+            seen.pieces.append(("call", self._call_delta(len(choice.calls) - 1, call, piece=event.text)))
+
+    def _call_delta(self, position: int, call: dict[str, Any], *, head: bool = False, piece: str = "") -> dict[str, Any] | None:
+        """OpenAI's shape for a streamed call: a first delta with id, type, name and empty
+        arguments, then the arguments in pieces as they are written."""
+        kind = call["type"]
+        key = "input" if kind == "custom" else "arguments"
         if self.legacy:
-            message["function_call"] = dict(calls[0]["function"])
+            if position:
+                return None  # the legacy API answers with one call
+            return {"function_call": {"name": call[kind]["name"], key: ""} if head else {key: piece}}
+        if head:
+            return {
+                "tool_calls": [{"index": position, "id": call["id"], "type": kind, kind: {"name": call[kind]["name"], key: ""}}]
+            }
+        return {"tool_calls": [{"index": position, kind: {key: piece}}]}
+
+    def message(self, i: int) -> dict[str, Any]:
+        choice = self._choices[i]
+        if not choice.calls:
+            return rs.assistant_message(choice.text)
+        message = rs.assistant_message(choice.text or None)
+        if self.legacy:
+            message["function_call"] = dict(choice.calls[0]["function"])
         else:
-            message["tool_calls"] = calls
+            message["tool_calls"] = choice.calls
         return message
 
     def choice_objects(self) -> list[dict[str, Any]]:
@@ -83,31 +137,8 @@ class Choices:
             {
                 "index": i,
                 "message": self.message(i),
-                "logprobs": rs.choice_logprobs(self.logprobs[i]),
-                "finish_reason": self.finish[i],
+                "logprobs": rs.choice_logprobs(c.logprobs),
+                "finish_reason": c.finish,
             }
-            for i in range(self.n)
+            for i, c in enumerate(self._choices)
         ]
-
-    def call_deltas(self, index: int, call: dict[str, Any]) -> list[dict[str, Any]]:
-        """OpenAI's shape for a streamed call: a first delta with id, type, name and empty
-        arguments, then the arguments."""
-        position = self.calls[index].index(call)
-        if call["type"] == "custom":
-            custom = call["custom"]
-            head = {"index": position, "id": call["id"], "type": "custom", "custom": {"name": custom["name"], "input": ""}}
-            return [{"tool_calls": [head]}, {"tool_calls": [{"index": position, "custom": {"input": custom["input"]}}]}]
-        fn = call["function"]
-        if self.legacy:
-            return [{"function_call": {"name": fn["name"], "arguments": ""}}, {"function_call": {"arguments": fn["arguments"]}}]
-        head = {"index": position, "id": call["id"], "type": "function", "function": {"name": fn["name"], "arguments": ""}}
-        return [{"tool_calls": [head]}, {"tool_calls": [{"index": position, "function": {"arguments": fn["arguments"]}}]}]
-
-
-def _strip_fence(text: str) -> str:
-    """Content written ahead of a call in a ```json fence is the fence's, not an answer."""
-    stripped = text.rstrip()
-    for opener in ("```json", "```"):
-        if stripped.endswith(opener):
-            return stripped[: -len(opener)]
-    return text

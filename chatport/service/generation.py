@@ -19,7 +19,19 @@ from chatport.service.tools import add_tool_notes
 from chatport.service.tools.grammar import tool_grammars
 from chatport.service.tools.plan import ToolPlan, plan_tools, tools_error
 
-_PRIORITY = {"priority": 0, "flex": 2}
+# service_tier as requested -> (the tier that serves it, as the response names it; queue priority).
+# "auto" is the project's tier, "default" here; "fast" is priority processing and is echoed
+# as "priority", as OpenAI does; "flex" waits behind everything else; "scale" is reserved
+# capacity, served at default priority on a local machine.
+_TIERS = {
+    None: ("default", 1),
+    "auto": ("default", 1),
+    "default": ("default", 1),
+    "scale": ("scale", 1),
+    "priority": ("priority", 0),
+    "fast": ("priority", 0),
+    "flex": ("flex", 2),
+}
 
 # Grammars compile off the event loop and the engine thread; one that takes longer than
 # this is refused rather than allowed to hold anything up.
@@ -29,13 +41,13 @@ GrammarError = Callable[[str], InvalidRequestError]
 
 
 def service_tier(request: ChatCompletionRequest) -> str:
-    return request.service_tier if request.service_tier in ("priority", "flex", "scale") else "default"
+    return _TIERS[request.service_tier][0]
 
 
 async def generation_for(
     request: ChatCompletionRequest, model: ServedModel, pool: ThreadPoolExecutor
 ) -> tuple[GenerationRequest, ToolPlan | None]:
-    messages = to_template_messages(request.messages, model=model.id, developer_as_system=not model.template.knows_developer_role)
+    messages = to_template_messages(request.messages, model=model.id, template=model.template)
     grammar = grammar_for(request, messages)
     grammar_error = schema_error(request)
     tools = plan_tools(request)
@@ -59,7 +71,7 @@ async def generation_for(
         n=request.n or 1,
         max_tokens=max_tokens,
         stop=(request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ()),
-        priority=_PRIORITY.get(service_tier(request), 1),
+        priority=_TIERS[request.service_tier][1],
         cache_key=request.prompt_cache_key,
         grammar=await _compile(model, grammar, grammar_error) if grammar else None,
         lazy_grammars=tuple([LazyGrammar(t, await _compile(model, g, tools_error)) for t, g in lazy]),

@@ -10,6 +10,7 @@ from typing import Any
 
 from chatport.protocol import requests as rq
 from chatport.protocol.errors import InvalidRequestError
+from chatport.service.template import ChatTemplate
 
 _PART_NAMES = {"image_url": "image", "input_audio": "audio", "file": "file"}
 
@@ -43,27 +44,40 @@ def _arguments(raw: str) -> Any:
         return raw
 
 
-def to_template_messages(messages: list[Any], *, model: str, developer_as_system: bool) -> list[dict[str, Any]]:
+def _calls_of(message: rq.AssistantMessage) -> list[dict[str, Any]]:
+    """The assistant's calls as templates take them (a legacy function_call is one too)."""
+    calls = []
+    for call in message.tool_calls or []:
+        if isinstance(call, rq.FunctionToolCall):
+            fn = {"name": call.function.name, "arguments": _arguments(call.function.arguments)}
+            calls.append({"id": call.id, "type": "function", "function": fn})
+        else:
+            calls.append({"id": call.id, "type": "custom", "custom": call.custom.model_dump()})
+    if message.function_call is not None:
+        fn = {"name": message.function_call.name, "arguments": _arguments(message.function_call.arguments)}
+        calls.append({"id": f"call_{message.function_call.name}", "type": "function", "function": fn})
+    return calls
+
+
+def to_template_messages(messages: list[Any], *, model: str, template: ChatTemplate) -> list[dict[str, Any]]:
+    """The messages as plain dicts. ``name`` goes to templates that render it; for those
+    that do not, it is written before the content as ``name: content``. An assistant's
+    ``refusal`` is what it said when it has no content."""
     out: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
         role = message.role
         entry: dict[str, Any] = {"role": role, "content": _text_of(message.content, i, model)}
-        if role == "developer" and developer_as_system:
+        if role == "developer" and not template.knows_developer_role:
             entry["role"] = "system"
-        if getattr(message, "name", None):
-            entry["name"] = message.name
+        name = getattr(message, "name", None)
+        if name and template.renders_names:
+            entry["name"] = name
+        elif name:
+            entry["content"] = f"{name}: {entry['content']}"
         if isinstance(message, rq.AssistantMessage):
-            calls = []
-            for call in message.tool_calls or []:
-                if isinstance(call, rq.FunctionToolCall):
-                    fn = {"name": call.function.name, "arguments": _arguments(call.function.arguments)}
-                    calls.append({"id": call.id, "type": "function", "function": fn})
-                else:
-                    calls.append({"id": call.id, "type": "custom", "custom": call.custom.model_dump()})
-            if message.function_call is not None:
-                fn = {"name": message.function_call.name, "arguments": _arguments(message.function_call.arguments)}
-                calls.append({"id": f"call_{message.function_call.name}", "type": "function", "function": fn})
-            if calls:
+            if message.refusal and not entry["content"]:
+                entry["content"] = message.refusal
+            if calls := _calls_of(message):
                 entry["tool_calls"] = calls
         elif isinstance(message, rq.ToolMessage):
             entry["tool_call_id"] = message.tool_call_id

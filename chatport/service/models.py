@@ -62,6 +62,10 @@ class ModelRegistry:
     def listed(self) -> list[ServedModel]:
         return list(self._models.values())
 
+    def names(self) -> list[tuple[str, ServedModel]]:
+        """Every name a client may use, aliases included, with the model it reaches."""
+        return [(m.id, m) for m in self._models.values()] + [(a, self._models[t]) for a, t in self._aliases.items()]
+
     def close(self) -> None:
         for model in self._models.values():
             model.backend.close()

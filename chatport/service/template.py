@@ -43,6 +43,7 @@ class ChatTemplate:
         self.eos_token = eos_token
         # Templates written before the developer role existed render it as system.
         self.knows_developer_role = "developer" in source
+        self.renders_names = self._renders_names()
 
     def render(
         self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, add_generation_prompt: bool = True
@@ -59,6 +60,13 @@ class ChatTemplate:
             raise
         except jinja2.TemplateError as exc:
             raise TemplateError(f"The model's chat template could not render the messages: {exc}", param="messages") from None
+
+    def _renders_names(self) -> bool:
+        probe = "n4me9probe"
+        try:
+            return probe in self.render([{"role": "user", "content": "x", "name": probe}])
+        except TemplateError:
+            return False
 
 
 # Used for GGUF files that carry no template of their own.

@@ -99,3 +99,21 @@ def test_run_tools_calls_the_function(report):
     run = report["runTools"]
     assert run["toolMessages"] == 1
     assert len(run["seen"]) == 1 and isinstance(run["seen"][0]["location"], str)
+
+
+def test_the_stream_helper_gives_what_create_gives(report):
+    for case in report["consistency"]:
+        assert case["streamed"] == case["created"], case
+        assert case["finish"][0] == case["finish"][1], case
+
+
+def test_arguments_stream_as_they_are_written(report):
+    with_calls = [c for c in report["consistency"] if c["created"]["calls"]]
+    assert with_calls
+    for case in with_calls:
+        assert case["argumentDeltas"] > 3, case  # not one delta at the end
+        assert case["joined"] == "".join(arguments for _, arguments in case["streamed"]["calls"])
+
+
+def test_streaming_run_tools_ends_like_run_tools(report):
+    assert report["runToolsStreamed"]["streamed"] == report["runToolsStreamed"]["plain"]

@@ -6,6 +6,7 @@ import pytest
 
 from tests.e2e.test_node_sdk import (  # noqa: F401 - re-run here against the Qwen server
     run_node_checks,
+    test_arguments_stream_as_they_are_written,
     test_create,
     test_errors,
     test_parse_with_zod_response_format,
@@ -13,6 +14,8 @@ from tests.e2e.test_node_sdk import (  # noqa: F401 - re-run here against the Qw
     test_stored_completions_with_for_await_pagination,
     test_stream_helper,
     test_stream_with_usage,
+    test_streaming_run_tools_ends_like_run_tools,
+    test_the_stream_helper_gives_what_create_gives,
 )
 
 pytestmark = pytest.mark.node

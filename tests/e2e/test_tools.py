@@ -121,18 +121,29 @@ def test_seed_function_calling_round_trip(target):
         )
     final = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER], max_tokens=60)
     # The call reached the prompt: it adds about as many tokens as the model wrote for it.
-    without_call = [m if m is not message else {"role": "assistant", "content": ""} for m in messages]
+    # The control: the same conversation with the call taken out (its result kept as text).
+    without_call = [
+        {"role": "assistant", "content": ""}
+        if m is message
+        else {"role": "user", "content": m["content"]}
+        if isinstance(m, dict) and m.get("role") == "tool"
+        else m
+        for m in messages
+    ]
     control = client.chat.completions.create(model=model, messages=without_call, tools=[WEATHER], max_tokens=1)
     added = final.usage.prompt_tokens - control.usage.prompt_tokens
     assert added >= 0.8 * response.usage.completion_tokens, (added, response.usage.completion_tokens)
-    # The answer is a well-formed message: text, or calls that parse and validate.
+    # The answer is a well-formed message: text, or calls that parse and validate (the
+    # last one may be cut off by max_tokens, as OpenAI returns it); never call markup.
     choice = final.choices[0]
-    if choice.finish_reason == "tool_calls":
-        check_calls(choice.message, {"get_weather"})
-        assert choice.message.content is None
+    assert "<tool_call>" not in (choice.message.content or "") and '{"name"' not in (choice.message.content or "")
+    if choice.message.tool_calls:
+        calls = choice.message.tool_calls
+        complete = calls if choice.finish_reason == "tool_calls" else calls[:-1]
+        assert choice.finish_reason in ("tool_calls", "length")
+        check_calls(type(choice.message)(role="assistant", tool_calls=complete), {"get_weather"}) if complete else None
     else:
-        assert choice.finish_reason in ("stop", "length")
-        assert choice.message.tool_calls is None and choice.message.content
+        assert choice.finish_reason in ("stop", "length") and choice.message.content
 
 
 def test_streamed_calls_have_openai_delta_shape(target):
@@ -151,6 +162,8 @@ def test_streamed_calls_have_openai_delta_shape(target):
     for index, args in by_index.items():
         name = next(d.function.name for d in firsts if d.index == index)
         jsonschema.validate(json.loads(args), SCHEMAS[name])
+        # Arguments arrive in pieces as they are generated, not in one delta at the end.
+        assert sum(1 for d in deltas if d.index == index and d.id is None) > 3
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
@@ -310,7 +323,9 @@ def test_custom_tool_stream_deltas(server):
     deltas = [d for e in events if e["choices"] for d in e["choices"][0]["delta"].get("tool_calls", [])]
     assert deltas[0]["type"] == "custom" and deltas[0]["custom"] == {"name": "open_ticket", "input": ""}
     assert deltas[0]["id"].startswith("call_")
-    assert deltas[1]["custom"]["input"].startswith("TCK-")
+    pieces = [d["custom"]["input"] for d in deltas[1:]]
+    assert len(pieces) > 1 and all(set(d) == {"index", "custom"} for d in deltas[1:])  # as it is written
+    assert "".join(pieces).startswith("TCK-")
     assert events[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 

@@ -120,22 +120,29 @@ const parsed = await client.chat.completions.parse({
 });
 report.parse = { parsed: parsed.choices[0].message.parsed, finish: parsed.choices[0].finish_reason };
 
+// The tool of the checks below: one location, strict enough for small models.
+const weather = {
+  type: "function",
+  function: {
+    name: "get_weather",
+    description: "Get current weather for a location",
+    parameters: {
+      type: "object",
+      properties: { location: { type: "string", maxLength: 40 } },
+      required: ["location"],
+      additionalProperties: false,
+    },
+  },
+};
 const seen = [];
 const runner = client.chat.completions.runTools({
   model: "gpt-4o",
   messages: [{ role: "user", content: "What's the weather in Paris?" }],
   tools: [
     {
-      type: "function",
+      ...weather,
       function: {
-        name: "get_weather",
-        description: "Get current weather for a location",
-        parameters: {
-          type: "object",
-          properties: { location: { type: "string", maxLength: 40 } },
-          required: ["location"],
-          additionalProperties: false,
-        },
+        ...weather.function,
         function: (args) => {
           seen.push(args);
           return { location: args.location, temperature: 21 };
@@ -150,5 +157,60 @@ const runner = client.chat.completions.runTools({
 const finalContent = await runner.finalContent();
 const toolMessages = runner.messages.filter((m) => m.role === "tool").length;
 report.runTools = { seen, toolMessages, finalContentType: typeof finalContent };
+
+// For the same request and seed, the stream (read by the SDK's helper) and create() give
+// the same message; argument deltas fire as the arguments are produced.
+const shape = (message) => ({
+  content: message.content ?? null,
+  calls: (message.tool_calls ?? []).map((c) => [c.function.name, c.function.arguments]),
+});
+report.consistency = [];
+for (const tool_choice of ["auto", "required"]) {
+  for (const seed of [1, 2, 3, 4]) {
+    const body = {
+      model: "gpt-4o",
+      messages: [{ role: "user", content: "What's the weather in Rome?" }],
+      tools: [weather],
+      tool_choice,
+      seed,
+      temperature: 1,
+      max_tokens: 80,
+    };
+    const created = await client.chat.completions.create(body);
+    const stream = client.chat.completions.stream(body);
+    let argumentDeltas = 0;
+    let joined = "";
+    stream.on("tool_calls.function.arguments.delta", (event) => {
+      argumentDeltas += 1;
+      joined += event.arguments_delta;
+    });
+    const streamed = await stream.finalChatCompletion();
+    report.consistency.push({
+      tool_choice,
+      seed,
+      created: shape(created.choices[0].message),
+      streamed: shape(streamed.choices[0].message),
+      finish: [created.choices[0].finish_reason, streamed.choices[0].finish_reason],
+      argumentDeltas,
+      joined,
+    });
+  }
+}
+
+async function runToolsOnce(stream) {
+  const runner = client.chat.completions.runTools({
+    model: "gpt-4o",
+    messages: [{ role: "user", content: "What's the weather in Paris?" }],
+    tools: [{ ...weather, function: { ...weather.function, function: (args) => ({ temperature: 21, ...args }), parse: JSON.parse } }],
+    tool_choice: { type: "function", function: { name: "get_weather" } },
+    max_tokens: 60,
+    seed: 5,
+    temperature: 1,
+    stream,
+  });
+  await runner.finalContent();
+  return runner.messages.filter((m) => m.role === "assistant").map(shape);
+}
+report.runToolsStreamed = { plain: await runToolsOnce(false), streamed: await runToolsOnce(true) };
 
 console.log(JSON.stringify(report));

@@ -99,7 +99,7 @@ def conversation(x: str) -> dict:
 def build(model: ServedModel, body: dict, stop: threading.Event | None = None) -> list[int]:
     request = ChatCompletionRequest.model_validate(body)
     tools = plan_tools(request)
-    messages = to_template_messages(request.messages, model="m", developer_as_system=not model.template.knows_developer_role)
+    messages = to_template_messages(request.messages, model="m", template=model.template)
     return model.prompts.build(*template_inputs(messages, tools, model), stop or threading.Event()).cells
 
 
@@ -144,7 +144,7 @@ def test_ordinary_prompts_tokenize_exactly_as_the_whole_text_would(models):
     for family in models:
         model = served(models, family)
         request = ChatCompletionRequest.model_validate(body)
-        messages = to_template_messages(request.messages, model="m", developer_as_system=not model.template.knows_developer_role)
+        messages = to_template_messages(request.messages, model="m", template=model.template)
         text = model.template.render(messages)
         whole = models[family].tokenize(text, special=True)
         if model.backend.vocabulary.add_bos and whole[:1] != [models[family].bos_id]:

@@ -15,7 +15,7 @@ SMOLLM_LIKE = (
 
 def messages(*items):
     request = ChatCompletionRequest.model_validate({"model": "m", "messages": list(items)})
-    return to_template_messages(request.messages, model="m", developer_as_system=True)
+    return to_template_messages(request.messages, model="m", template=ChatTemplate(CHATML))
 
 
 def test_renders_with_generation_prompt():

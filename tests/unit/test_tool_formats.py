@@ -17,7 +17,7 @@ from chatport.service.tools.format import CUSTOM_BLOCK
 from chatport.service.tools.hermes import GenericFormat, HermesFormat
 from chatport.service.tools.llama3 import Llama3JsonFormat
 from chatport.service.tools.mistral import MistralFormat, mistral_id
-from chatport.service.tools.parser import CallParser
+from chatport.service.tools.parser import CallArguments, CallParser, CallStart, Content
 from chatport.service.tools.plan import plan_tools
 from tests.support.templates import family_template
 
@@ -63,7 +63,7 @@ def render(family: str) -> tuple[str, object]:
     plan = plan_tools(request)
     assert plan is not None
     template = ChatTemplate(tpl.source, bos_token=tpl.bos_token, eos_token=tpl.eos_token)
-    messages = to_template_messages(request.messages, model="m", developer_as_system=not template.knows_developer_role)
+    messages = to_template_messages(request.messages, model="m", template=template)
     messages = fmt.prepare_history(add_tool_notes(messages, plan, fmt))
     return template.render(messages, tools=plan.template_tools if fmt.native else None), fmt
 
@@ -85,11 +85,11 @@ def test_an_earlier_call_renders_in_the_familys_syntax_and_parses_back(family):
     assert "21" in text  # the tool result
     (turn,) = re.findall(ASSISTANT_TURN[family], text, re.DOTALL)
     parser = CallParser((*fmt.blocks, CUSTOM_BLOCK))
-    content, calls = parser.feed(turn)
-    rest, last = parser.finish()
-    calls += last
-    assert (content + rest).strip() == ""
-    assert [(c.name, json.loads(c.arguments)) for c in calls] == [("get_weather", {"location": "Paris"})]
+    events = parser.feed(turn) + parser.finish()
+    assert not [e for e in events if isinstance(e, Content)]
+    names = [e.name for e in events if isinstance(e, CallStart)]
+    arguments = "".join(e.text for e in events if isinstance(e, CallArguments))
+    assert (names, json.loads(arguments)) == (["get_weather"], {"location": "Paris"})
 
 
 def test_mistral_ids_are_nine_characters_and_the_result_names_the_same_call():
@@ -107,7 +107,7 @@ def test_the_generic_format_writes_earlier_calls_into_the_content():
     assert plan is not None
     fmt = GenericFormat()
     messages = fmt.prepare_history(
-        add_tool_notes(to_template_messages(request.messages, model="m", developer_as_system=True), plan, fmt)
+        add_tool_notes(to_template_messages(request.messages, model="m", template=ChatTemplate(CHATML)), plan, fmt)
     )
     text = template.render(messages)
     assert '<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris"}}\n</tool_call>' in text

@@ -1,89 +1,144 @@
-"""Reading calls back from output, for every format, whole and one character at a time."""
+"""Reading calls from output, for every format: whole, one character at a time and at every
+split point the same; no call markup ever released as content; cut-off calls kept."""
 
 from __future__ import annotations
 
 import pytest
 
-from chatport.service.tools.format import CUSTOM_BLOCK, ParsedCall, ToolCallFormat
+from chatport.service.tools.format import CUSTOM_BLOCK, ToolCallFormat
 from chatport.service.tools.hermes import GenericFormat, HermesFormat
 from chatport.service.tools.llama3 import Llama3JsonFormat
 from chatport.service.tools.mistral import MistralFormat
-from chatport.service.tools.parser import CallParser
+from chatport.service.tools.parser import CallArguments, CallParser, CallStart, Content, Event
 
-WEATHER = ParsedCall("get_weather", '{"location":"Paris"}')
-TIME = ParsedCall("get_time", '{"city":"Paris"}')
-TICKET = ParsedCall("open_ticket", "TCK-1 <urgent>", custom=True)
+HERMES, GENERIC, LLAMA3, MISTRAL = HermesFormat(), GenericFormat(), Llama3JsonFormat(), MistralFormat()
+WEATHER = ("get_weather", '{"location": "Paris"}')
+TIME = ("get_time", '{"city": "Paris"}')
+TICKET = ("open_ticket", "TCK-1 <urgent>")
 
-CASES: list[tuple[ToolCallFormat, str, str, list[ParsedCall]]] = [
+# (format, output, content, calls as (name, arguments))
+CASES: list[tuple[ToolCallFormat, str, str, list[tuple[str, str]]]] = [
     (
-        HermesFormat(),
+        HERMES,
         'Sure.\n<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris"}}\n</tool_call>\n',
-        "Sure.\n",
+        "Sure.",
         [WEATHER],
     ),
     (
-        HermesFormat(),
+        HERMES,
         '<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris"}}\n</tool_call>\n'
         '<tool_call>\n{"name": "get_time", "arguments": {"city": "Paris"}}\n</tool_call>',
         "",
         [WEATHER, TIME],
     ),
-    (GenericFormat(), '```json\n{"name": "get_weather", "arguments": {"location": "Paris"}}\n```', "```json\n", [WEATHER]),
+    (GENERIC, 'Here:\n```json\n{"name": "get_weather", "arguments": {"location": "Paris"}}\n```', "Here:", [WEATHER]),
     (
-        HermesFormat(),
+        HERMES,
         "Use <tool_call> tags? <tool_call>not json</tool_call> ok",
         "Use <tool_call> tags? <tool_call>not json</tool_call> ok",
         [],
     ),
-    (HermesFormat(), '<tool_call>\n{"name": "get_weather", "argu', '<tool_call>\n{"name": "get_weather", "argu', []),
-    (HermesFormat(), 'Ticket: <custom_call name="open_ticket">TCK-1 <urgent></custom_call>', "Ticket: ", [TICKET]),
-    (Llama3JsonFormat(), '{"name": "get_weather", "parameters": {"location": "Paris"}}', "", [WEATHER]),
+    (HERMES, 'Ticket: <custom_call name="open_ticket">TCK-1 <urgent></custom_call>', "Ticket:", [TICKET]),
+    (HERMES, "Ticket: <custom_call nam", "Ticket:", []),
     (
-        Llama3JsonFormat(),
-        '{"name": "get_weather", "parameters": {"location": "Paris"}} and more',
-        '{"name": "get_weather", "parameters": {"location": "Paris"}} and more',
+        HERMES,
+        "<custom_call and more text that is not a call at all, clearly",
+        "<custom_call and more text that is not a call at all, clearly",
         [],
     ),
+    (HERMES, '<tool_call>\n{"name": "get_time", "arguments": {"city": "Paris"}}\n</tool_call>\n\nDone.', "Done.", [TIME]),
+    (LLAMA3, '{"name": "get_weather", "parameters": {"location": "Paris"}}', "", [WEATHER]),
+    (LLAMA3, '{"name": "Ada", "age": 36}', '{"name": "Ada", "age": 36}', []),  # JSON, not a call
     (
-        MistralFormat(),
+        MISTRAL,
         '[TOOL_CALLS][{"name": "get_weather", "arguments": {"location": "Paris"}, "id": "a1b2c3d4e"}, '
         '{"name": "get_time", "arguments": {"city": "Paris"}}]',
         "",
         [WEATHER, TIME],
     ),
-    (MistralFormat(), "Plain answer with [brackets] and {braces}.", "Plain answer with [brackets] and {braces}.", []),
-    (MistralFormat(), '[TOOL_CALLS][{"name": "get_weather"', '[TOOL_CALLS][{"name": "get_weather"', []),
+    (MISTRAL, "Plain answer with [brackets] and {braces}.", "Plain answer with [brackets] and {braces}.", []),
+    # Cut off by max_tokens: the call keeps the arguments written so far; no markup is content.
+    (
+        HERMES,
+        'Sure. <tool_call>\n{"name": "get_weather", "arguments": {"location": "Pa',
+        "Sure.",
+        [("get_weather", '{"location": "Pa')],
+    ),
+    (
+        HERMES,
+        '<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris"}}\n</tool_call>\n<tool_call>\n{"name": "get_ti',
+        "",
+        [WEATHER],
+    ),
+    (
+        MISTRAL,
+        '[TOOL_CALLS][{"name": "get_weather", "arguments": {"location": "Paris"}}, {"name": "get_time", "arguments": {"ci',
+        "",
+        [WEATHER, ("get_time", '{"ci')],
+    ),
+    (HERMES, '<custom_call name="open_ticket">TCK-1 <urg', "", [("open_ticket", "TCK-1 <urg")]),
+    (HERMES, '<tool_call>\n{"name": "get_weather", "argu', "", [("get_weather", "")]),
+    (MISTRAL, '[TOOL_CALLS][{"name": "get_time", ', "", [("get_time", "")]),
+    (HERMES, 'Sure.\n<tool_call>\n{"na', "Sure.", []),
+    (HERMES, "Sure.\n<tool_call>", "Sure.", []),
 ]
 
 
-def parse(fmt: ToolCallFormat, pieces: list[str]) -> tuple[str, list[ParsedCall], list[str]]:
+def read(fmt: ToolCallFormat, pieces: list[str]) -> tuple[str, list[tuple[str, str]], list[Event]]:
     parser = CallParser((*fmt.blocks, CUSTOM_BLOCK))
-    content, calls, released = "", [], []
+    events: list[Event] = []
     for piece in pieces:
-        text, found = parser.feed(piece)
-        content += text
-        released.append(text)
-        calls += found
-    rest, last = parser.finish()
-    return content + rest, calls + last, released
+        events += parser.feed(piece)
+    events += parser.finish()
+    content, calls = "", []
+    for event in events:
+        if isinstance(event, Content):
+            content += event.text
+        elif isinstance(event, CallStart):
+            calls.append([event.name, ""])
+        else:
+            calls[-1][1] += event.text
+    return content, [tuple(c) for c in calls], events
+
+
+def splits(text: str):
+    yield [text]
+    yield list(text)
+    for i in range(1, len(text)):
+        yield [text[:i], text[i:]]
 
 
 @pytest.mark.parametrize(("fmt", "output", "content", "calls"), CASES)
-def test_whole_and_one_character_at_a_time_agree(fmt, output, content, calls):
-    assert parse(fmt, [output])[:2] == (content, calls)
-    assert parse(fmt, list(output))[:2] == (content, calls)
+def test_every_way_of_cutting_the_output_reads_the_same(fmt, output, content, calls):
+    for pieces in splits(output):
+        assert read(fmt, pieces)[:2] == (content, calls), pieces
 
 
 @pytest.mark.parametrize(("fmt", "output", "content", "calls"), [c for c in CASES if c[3]])
-def test_no_part_of_a_call_marker_is_ever_released_as_content(fmt, output, content, calls):
-    _, _, released = parse(fmt, list(output))
-    shown = "".join(released)
-    assert shown == content[: len(shown)]
+def test_no_part_of_call_markup_is_ever_content(fmt, output, content, calls):
+    _, _, events = read(fmt, list(output))
+    shown = "".join(e.text for e in events if isinstance(e, Content))
+    assert shown == content
     for block in (*fmt.blocks, CUSTOM_BLOCK):
-        assert block.opener not in shown.removeprefix(content) or block.opener in content
+        assert block.opener not in shown or block.opener in content
 
 
-def test_a_call_then_more_text_after_it():
-    fmt = HermesFormat()
-    output = '<tool_call>\n{"name": "get_time", "arguments": {"city": "Paris"}}\n</tool_call>\n\nDone.'
-    assert parse(fmt, list(output))[:2] == ("Done.", [TIME])
+@pytest.mark.parametrize(("fmt", "output", "content", "calls"), CASES)
+def test_content_events_say_where_they_sit_in_the_output(fmt, output, content, calls):
+    _, _, events = read(fmt, list(output))
+    for event in events:
+        if isinstance(event, Content):
+            assert output[event.start : event.start + len(event.text)] == event.text
+
+
+def test_arguments_arrive_as_they_are_written():
+    output = '<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris", "unit": "celsius"}}\n</tool_call>'
+    _, _, events = read(HERMES, list(output))
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[0] == "CallStart" and kinds.count("CallArguments") > 10
+    assert "".join(e.text for e in events if isinstance(e, CallArguments)) == '{"location": "Paris", "unit": "celsius"}'
+
+
+def test_string_arguments_and_escapes():
+    output = '<tool_call>\n{"name": "say", "arguments": "he said \\"}\\" and left"}\n</tool_call>'
+    assert read(HERMES, list(output))[1] == [("say", '"he said \\"}\\" and left"')]

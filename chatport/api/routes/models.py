@@ -19,10 +19,10 @@ def _registry(request: Request) -> ModelRegistry:
 
 @router.get("/models")
 async def list_models(request: Request) -> dict[str, Any]:
-    return rs.model_list(rs.model_object(m.id, m.capabilities.created, m.owned_by) for m in _registry(request).listed())
+    return rs.model_list(rs.model_object(name, m.capabilities.created, m.owned_by) for name, m in _registry(request).names())
 
 
 @router.get("/models/{model_id:path}")
 async def retrieve_model(model_id: str, request: Request) -> dict[str, Any]:
     model = _registry(request).resolve(model_id)
-    return rs.model_object(model.id, model.capabilities.created, model.owned_by)
+    return rs.model_object(model_id, model.capabilities.created, model.owned_by)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatport.protocol.responses import random_id
-from chatport.service.tools.format import ParsedCall, ToolCallFormat, custom_note
+from chatport.service.tools.format import ToolCallFormat, custom_note
 from chatport.service.tools.hermes import CALL_OPEN, GenericFormat, HermesFormat
 from chatport.service.tools.llama3 import Llama3JsonFormat
 from chatport.service.tools.mistral import MistralFormat
 from chatport.service.tools.plan import ToolPlan
 
-__all__ = ["ParsedCall", "ToolCallFormat", "add_tool_notes", "format_for", "tool_call_entry"]
+__all__ = ["ToolCallFormat", "add_tool_notes", "format_for"]
 
 
 def format_for(template: str | None) -> ToolCallFormat:
@@ -52,10 +51,3 @@ def add_tool_notes(messages: list[dict[str, Any]], plan: ToolPlan, fmt: ToolCall
     if messages and messages[0]["role"] == "system":
         return [{**messages[0], "content": f"{messages[0]['content']}\n\n{note}"}, *messages[1:]]
     return [{"role": "system", "content": note}, *messages]
-
-
-def tool_call_entry(call: ParsedCall) -> dict[str, Any]:
-    """A parsed call as it appears in ``message.tool_calls``."""
-    if call.custom:
-        return {"id": random_id("call_", 24), "type": "custom", "custom": {"name": call.name, "input": call.arguments}}
-    return {"id": random_id("call_", 24), "type": "function", "function": {"name": call.name, "arguments": call.arguments}}

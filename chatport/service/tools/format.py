@@ -1,6 +1,6 @@
 """What a tool-call format is: one model family's call syntax, from the prompt to the parse.
 
-A format says how calls appear in the output (``blocks``, read back by ``CallParser``),
+A format says where calls appear in the output (``blocks``, read by ``CallParser``),
 the Lark rules a function call must follow (``function_rules``; the ``required`` mode
 decodes under them from the first token), and the triggers that switch them on in
 ``auto`` mode. Custom tools use chatport's own ``<custom_call>`` syntax with every format.
@@ -9,7 +9,6 @@ decodes under them from the first token), and the triggers that switch them on i
 from __future__ import annotations
 
 import json
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,20 +25,16 @@ Literal = Callable[[str], str]
 
 
 @dataclass(frozen=True)
-class ParsedCall:
-    name: str
-    arguments: str  # JSON text; for a custom tool, its raw input
-    custom: bool = False
-
-
-@dataclass(frozen=True)
 class CallBlock:
-    """How calls show in the output: ``opener`` ... ``closer`` (None: to the end of the
-    output). ``parse`` gets the whole block and returns its calls, or None if it is not one."""
+    """Where calls show in the output: from ``opener`` to ``closer`` (None: to the end of
+    the output). JSON blocks hold call objects ``{"name": ..., "arguments": ...}`` (or
+    ``"parameters"``); ``keep_opener``: the opener is the start of the first object.
+    Custom blocks hold ``<custom_call name="NAME">INPUT</custom_call>``."""
 
     opener: str
     closer: str | None
-    parse: Callable[[str], list[ParsedCall] | None]
+    keep_opener: bool = False
+    custom: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,31 +87,10 @@ def call_schema(fn: FunctionSpec, arguments_key: str = "arguments", *, extra: di
     }
 
 
-def call_from(data: Any, arguments_key: str = "arguments") -> ParsedCall | None:
-    """A decoded call object as a ParsedCall (arguments as compact JSON), or None."""
-    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        return None
-    arguments = data.get(arguments_key, data.get("arguments", {}))
-    if isinstance(arguments, str):
-        return ParsedCall(data["name"], arguments)
-    return ParsedCall(data["name"], json.dumps(arguments, ensure_ascii=False, separators=(",", ":")))
-
-
-def object_to_end(raw: str, arguments_key: str = "arguments") -> list[ParsedCall] | None:
-    """A block that is one JSON call object, optionally closing a ```json fence."""
-    try:
-        data, end = json.JSONDecoder().raw_decode(raw)
-    except ValueError:
-        return None
-    call = call_from(data, arguments_key) if isinstance(data, dict) and arguments_key in data else None
-    return [call] if call is not None and raw[end:].strip() in ("", "```") else None
-
-
 # --- custom tools: <custom_call name="NAME">INPUT</custom_call>, with every format -----
 
 CUSTOM_OPEN = "<custom_call"
 CUSTOM_CLOSE = "</custom_call>"
-_CUSTOM_CALL = re.compile(r'^<custom_call name="([A-Za-z0-9_-]{1,64})">(.*)</custom_call>$', re.DOTALL)
 CUSTOM_TRIGGER = Trigger(CUSTOM_OPEN, "ccall_rest")
 
 CUSTOM_NOTE = (
@@ -126,12 +100,7 @@ CUSTOM_NOTE = (
 )
 
 
-def _parse_custom(raw: str) -> list[ParsedCall] | None:
-    match = _CUSTOM_CALL.match(raw)
-    return [ParsedCall(match.group(1), match.group(2), custom=True)] if match else None
-
-
-CUSTOM_BLOCK = CallBlock(CUSTOM_OPEN, CUSTOM_CLOSE, _parse_custom)
+CUSTOM_BLOCK = CallBlock(CUSTOM_OPEN, CUSTOM_CLOSE, custom=True)
 
 
 def custom_rules(customs: list[CustomSpec]) -> list[str]:

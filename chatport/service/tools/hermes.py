@@ -19,27 +19,16 @@ from chatport.service.tools.format import (
     CUSTOM_OPEN,
     CallBlock,
     Literal,
-    ParsedCall,
     ToolCallFormat,
     Trigger,
-    call_from,
     call_schema,
-    object_to_end,
 )
 from chatport.service.tools.plan import FunctionSpec
 
 CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
 BARE_OPENS = ('{"name"', '{\n  "name"', '{\n    "name"')
-
-
-def _parse_tagged(raw: str) -> list[ParsedCall] | None:
-    try:
-        data = json.loads(raw[len(CALL_OPEN) : -len(CALL_CLOSE)])
-    except ValueError:
-        return None
-    call = call_from(data)
-    return [call] if call is not None else None
+FENCES = ("```json\n", "```\n")  # a fence right before a bare call is the call's
 
 
 class HermesFormat(ToolCallFormat):
@@ -47,7 +36,8 @@ class HermesFormat(ToolCallFormat):
 
     @property
     def blocks(self) -> tuple[CallBlock, ...]:
-        return (CallBlock(CALL_OPEN, CALL_CLOSE, _parse_tagged), *(CallBlock(o, None, object_to_end) for o in BARE_OPENS))
+        bare = (CallBlock(fence + o, None, keep_opener=True) for fence in ("", *FENCES) for o in BARE_OPENS)
+        return (CallBlock(CALL_OPEN, CALL_CLOSE), *bare)
 
     def function_rules(self, functions: list[FunctionSpec], parallel: bool, literal: Literal) -> list[str]:
         alternatives = " | ".join(

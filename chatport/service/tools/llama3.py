@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import json
 
-from chatport.service.tools.format import CallBlock, Literal, ParsedCall, ToolCallFormat, Trigger, call_schema, object_to_end
+from chatport.service.tools.format import CallBlock, Literal, ToolCallFormat, Trigger, call_schema
 from chatport.service.tools.plan import FunctionSpec
 
 OPEN = '{"name"'
-
-
-def _parse(raw: str) -> list[ParsedCall] | None:
-    return object_to_end(raw, "parameters")
 
 
 class Llama3JsonFormat(ToolCallFormat):
@@ -26,7 +22,7 @@ class Llama3JsonFormat(ToolCallFormat):
 
     @property
     def blocks(self) -> tuple[CallBlock, ...]:
-        return (CallBlock(OPEN, None, _parse),)
+        return (CallBlock(OPEN, None, keep_opener=True),)
 
     def function_rules(self, functions: list[FunctionSpec], parallel: bool, literal: Literal) -> list[str]:
         schemas = [call_schema(f, "parameters") for f in functions]

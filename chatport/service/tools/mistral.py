@@ -16,23 +16,12 @@ import string
 from typing import Any
 
 from chatport.service.tools import format as fmt
-from chatport.service.tools.format import CallBlock, ParsedCall, ToolCallFormat, Trigger
+from chatport.service.tools.format import CallBlock, ToolCallFormat, Trigger
 from chatport.service.tools.plan import FunctionSpec
 
 OPEN = "[TOOL_CALLS]"
 _ID_ALPHABET = string.ascii_letters + string.digits
 _ID = {"type": "string", "pattern": "^[a-zA-Z0-9]{9}$"}
-
-
-def _parse(raw: str) -> list[ParsedCall] | None:
-    try:
-        data, end = json.JSONDecoder().raw_decode(raw[len(OPEN) :].lstrip())
-    except ValueError:
-        return None
-    if not isinstance(data, list) or not data or raw[len(OPEN) :].lstrip()[end:].strip():
-        return None
-    calls = [fmt.call_from(item) for item in data]
-    return None if any(c is None for c in calls) else [c for c in calls if c is not None]
 
 
 def mistral_id(call_id: str) -> str:
@@ -52,7 +41,7 @@ class MistralFormat(ToolCallFormat):
 
     @property
     def blocks(self) -> tuple[CallBlock, ...]:
-        return (CallBlock(OPEN, None, _parse),)
+        return (CallBlock(OPEN, None),)
 
     def function_rules(self, functions: list[FunctionSpec], parallel: bool, literal: fmt.Literal) -> list[str]:
         more = f' (", " fbody){{0,{fmt.MAX_PARALLEL_CALLS - 1}}}' if parallel else ""

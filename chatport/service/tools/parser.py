@@ -1,65 +1,260 @@
-"""Reads calls back from streamed output, for any format."""
+"""Reads calls from output as it is written, for any format.
+
+The output becomes events: content (with its place in the output, so that logprobs can
+follow it), a call's start once its name is written, and its arguments piece by piece as
+they are generated. Call markup is never content: whitespace right before and after a
+call belongs to it, and a call cut off by the end of the output keeps the arguments
+written so far. Feeding the output in any pieces gives the same events, joined.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass
+
 from chatport.protocol.text import held_back
-from chatport.service.tools.format import CallBlock, ParsedCall
+from chatport.service.tools.format import CallBlock
+
+# A JSON call begins once its name is written; its arguments follow their key. In a bare
+# object (no tag before it), only the arguments key tells a call from a JSON answer.
+_HEAD = re.compile(r'\{\s*"name"\s*:\s*"((?:[^"\\]|\\.){1,64})"\s*,')
+_ARGUMENTS_KEY = re.compile(r'\s*"(?:arguments|parameters)"\s*:')
+_BARE_HEAD = re.compile(_HEAD.pattern + _ARGUMENTS_KEY.pattern)
+_ARGUMENTS_KEY_MAX = 16
+_CUSTOM_PREFIX = ' name="'
+_CUSTOM_HEAD = re.compile(r' name="([A-Za-z0-9_-]{1,64})">')
+_CUSTOM_HEAD_MAX = len(_CUSTOM_PREFIX) + 64 + 2
+
+
+@dataclass(frozen=True)
+class Content:
+    text: str
+    start: int  # offset of the text in the whole output
+
+
+@dataclass(frozen=True)
+class CallStart:
+    name: str
+    custom: bool = False
+
+
+@dataclass(frozen=True)
+class CallArguments:
+    text: str  # the next piece of the arguments (of the input, for a custom tool)
+
+
+Event = Content | CallStart | CallArguments
+
+
+class _ValueEnd:
+    """Where a JSON value ends, found one character at a time."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self._depth = 0
+        self._in_string = False
+        self._escaped = False
+        self._scalar: bool | None = None  # known at the first character
+
+    def take(self, text: str) -> int:
+        """How many characters of ``text`` belong to the value (it starts at text[0])."""
+        for i, ch in enumerate(text):
+            if self._scalar is None:
+                self._scalar = ch not in '{["'
+            if self._in_string:
+                self._string_char(ch)
+                if not self._in_string and self._depth == 0:  # a string value has ended
+                    self.done = True
+                    return i + 1
+            elif self._scalar and ch in ",}] \n\t\r":
+                self.done = True
+                return i
+            elif ch == '"':
+                self._in_string = True
+            elif ch in "{[":
+                self._depth += 1
+            elif ch in "}]":
+                self._depth -= 1
+                if self._depth == 0:
+                    self.done = True
+                    return i + 1
+        return len(text)
+
+    def _string_char(self, ch: str) -> None:
+        if self._escaped:
+            self._escaped = False
+        elif ch == "\\":
+            self._escaped = True
+        elif ch == '"':
+            self._in_string = False
 
 
 class CallParser:
-    """Splits streamed output into content and completed calls; never releases part of a
-    call marker as content. A block that runs to the end of the output is complete only
-    when the output ends; one that does not parse as calls is content after all."""
-
     def __init__(self, blocks: tuple[CallBlock, ...]) -> None:
         self._blocks = blocks
         self._openers = [b.opener for b in blocks]
-        self._buffer = ""
-        self._open: CallBlock | None = None  # the block the buffer starts with
-        # Newlines right after a call belong to it, however the output was cut into pieces.
-        self._after_call = False
+        self._buffer = ""  # output not decided on yet
+        self._offset = 0  # where the buffer starts in the whole output
+        self._block: CallBlock | None = None  # the call block being read
+        self._raw_start = 0  # where that block starts in the whole output
+        self._raw = ""  # the block's text so far, for when it proves not to be a call
+        self._calls = 0  # calls begun in the block
+        self._value: _ValueEnd | None = None  # the arguments being read
+        self._awaiting_arguments = False  # a call's name is read, its arguments key is not yet
+        self._in_input = False  # inside a custom call's input
+        self._after_call = False  # whitespace after a call belongs to it
 
-    def feed(self, text: str) -> tuple[str, list[ParsedCall]]:
+    def feed(self, text: str) -> list[Event]:
         self._buffer += text
-        content, calls = "", list[ParsedCall]()
+        events: list[Event] = []
         while True:
-            if self._after_call:
-                self._buffer = self._buffer.lstrip("\n")
-                self._after_call = not self._buffer
-            if self._open is None:
-                hits = [(at, i) for i, b in enumerate(self._blocks) if (at := self._buffer.find(b.opener)) >= 0]
-                if not hits:
-                    keep = held_back(self._buffer, self._openers)
-                    content += self._buffer[: len(self._buffer) - keep]
-                    self._buffer = self._buffer[len(self._buffer) - keep :]
-                    return content, calls
-                at, i = min(hits)
-                content += self._buffer[:at]
-                self._buffer = self._buffer[at:]
-                self._open = self._blocks[i]
-            block = self._open
-            if block.closer is None:
-                return content, calls
-            end = self._buffer.find(block.closer, len(block.opener))
-            if end < 0:
-                return content, calls
-            end += len(block.closer)
-            raw, self._buffer = self._buffer[:end], self._buffer[end:]
-            self._open = None
-            parsed = block.parse(raw)
-            if parsed is None:
-                content += raw
+            before = (len(self._buffer), self._block)
+            if self._block is None:
+                self._content(events)
+            elif self._block.custom:
+                self._custom(self._block, events)
             else:
-                calls += parsed
-                self._after_call = True
+                self._json(self._block, events)
+            if (len(self._buffer), self._block) == before:
+                return events
 
-    def finish(self) -> tuple[str, list[ParsedCall]]:
-        """What is left when generation ends: a block that runs to the end, or text (an
-        unfinished call stays text)."""
-        buffer, block = self._buffer, self._open
-        self._buffer, self._open, self._after_call = "", None, False
-        if block is not None and block.closer is None:
-            parsed = block.parse(buffer)
-            if parsed is not None:
-                return "", parsed
-        return buffer, []
+    def finish(self) -> list[Event]:
+        """The output has ended. A block that held no call is content; what is left of a
+        block with calls (an unfinished call's markup) is dropped."""
+        events = self.feed("")
+        if self._block is None:
+            if self._buffer and not self._after_call:
+                events.append(Content(self._buffer, self._offset))
+        elif self._calls == 0 and not self._cut_head():
+            events.append(Content(self._raw + self._buffer, self._raw_start))
+        self._buffer, self._block, self._value, self._in_input, self._awaiting_arguments = "", None, None, False, False
+        return events
+
+    # --- content ------------------------------------------------------------------------
+
+    def _content(self, events: list[Event]) -> None:
+        if self._after_call:
+            self._skip(len(self._buffer) - len(self._buffer.lstrip()))
+            if not self._buffer:
+                return
+            self._after_call = False
+        hits = [(at, i) for i, b in enumerate(self._blocks) if (at := self._buffer.find(b.opener)) >= 0]
+        if hits:
+            at, i = min(hits)
+            text = self._buffer[:at].rstrip()
+            self._release(text, events)
+            self._open(self._blocks[i], at - len(text))
+            return
+        # Hold back what may begin an opener, and trailing whitespace (a call may follow).
+        keep = held_back(self._buffer, self._openers)
+        self._release(self._buffer[: len(self._buffer) - keep].rstrip(), events)
+
+    def _release(self, text: str, events: list[Event]) -> None:
+        if text:
+            events.append(Content(text, self._offset))
+            self._skip(len(text))
+
+    def _open(self, block: CallBlock, whitespace: int) -> None:
+        """Whitespace right before a call is the call's (content again if it is not one)."""
+        self._block, self._raw, self._raw_start, self._calls = block, "", self._offset, 0
+        self._take(whitespace)
+        if not block.keep_opener:
+            self._take(len(block.opener))
+
+    # --- JSON calls -----------------------------------------------------------------
+
+    def _json(self, block: CallBlock, events: list[Event]) -> None:
+        if self._value is not None:
+            self._arguments(events)
+            return
+        if self._awaiting_arguments:
+            key = _ARGUMENTS_KEY.match(self._buffer)
+            if key is not None:
+                self._take(key.end())
+                self._awaiting_arguments = False
+                self._value = _ValueEnd()
+            elif len(self._buffer) > _ARGUMENTS_KEY_MAX:
+                self._awaiting_arguments = False  # a call without arguments: the block goes on
+            return
+        closer = self._buffer.find(block.closer) if block.closer is not None else -1
+        pattern = _BARE_HEAD if block.keep_opener else _HEAD
+        head = None if block.closer is not None and self._calls else pattern.search(self._buffer)
+        if closer >= 0 and (head is None or closer < head.start()):
+            self._close(closer + len(block.closer or ""), events)
+        elif head is not None:
+            events.append(CallStart(json.loads(f'"{head.group(1)}"')))
+            self._calls += 1
+            self._take(head.end())
+            if block.keep_opener:
+                self._value = _ValueEnd()
+            else:
+                self._awaiting_arguments = True
+
+    def _arguments(self, events: list[Event]) -> None:
+        assert self._value is not None
+        if self._value._scalar is None:  # whitespace before the value is not part of it
+            self._take(len(self._buffer) - len(self._buffer.lstrip()))
+            if not self._buffer:
+                return
+        used = self._value.take(self._buffer)
+        if used:
+            events.append(CallArguments(self._buffer[:used]))
+            self._take(used)
+        if self._value.done:
+            self._value = None
+
+    # --- custom calls: <custom_call name="NAME">INPUT</custom_call> -----------------------
+
+    def _custom(self, block: CallBlock, events: list[Event]) -> None:
+        closer = block.closer or ""
+        if not self._in_input:
+            head = _CUSTOM_HEAD.match(self._buffer)
+            if head is not None:
+                events.append(CallStart(head.group(1), custom=True))
+                self._calls += 1
+                self._take(head.end())
+                self._in_input = True
+            elif (
+                not (self._buffer.startswith(_CUSTOM_PREFIX) or _CUSTOM_PREFIX.startswith(self._buffer))
+                or len(self._buffer) > _CUSTOM_HEAD_MAX
+            ):
+                self._close(0, events)  # not a custom call after all
+            return
+        end = self._buffer.find(closer)
+        piece = self._buffer[: len(self._buffer) - held_back(self._buffer, [closer])] if end < 0 else self._buffer[:end]
+        if piece:
+            events.append(CallArguments(piece))
+            self._take(len(piece))
+        if end >= 0:
+            self._in_input = False
+            self._close(len(closer), events)
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _close(self, length: int, events: list[Event]) -> None:
+        """The block ends ``length`` characters on; without a call, it was content."""
+        self._take(length)
+        if self._calls == 0:
+            events.append(Content(self._raw, self._raw_start))
+        self._block = None
+        self._after_call = self._calls > 0
+
+    def _cut_head(self) -> bool:
+        """The output ended inside an opened call block, before a call's name: markup of a
+        call the model began (a block that runs to the end holds JSON that is no call)."""
+        block = self._block
+        if block is None or block.closer is None:
+            return False
+        if block.custom:
+            return self._buffer.startswith(_CUSTOM_PREFIX) or _CUSTOM_PREFIX.startswith(self._buffer)
+        return True
+
+    def _take(self, length: int) -> None:
+        """Move ``length`` characters from the buffer into the open block."""
+        self._raw += self._buffer[:length]
+        self._skip(length)
+
+    def _skip(self, length: int) -> None:
+        self._buffer = self._buffer[length:]
+        self._offset += length

@@ -3,7 +3,6 @@ functions and custom tools exist, which the model may call, and whether it must.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,9 +10,8 @@ import llguidance as llg
 
 from chatport.protocol import requests as rq
 from chatport.protocol.errors import InvalidRequestError
+from chatport.service.checks import check_name
 from chatport.service.strict_schema import StrictSchemaCheck
-
-_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
 @dataclass
@@ -135,13 +133,7 @@ def _function_spec(
 
 
 def _claim_name(name: str, where: str, seen: dict[str, str]) -> None:
-    if not _NAME.match(name):
-        raise InvalidRequestError(
-            f"Invalid '{where}.name': string does not match pattern. Expected a string that matches the "
-            f"pattern '^[a-zA-Z0-9_-]+$' of at most 64 characters.",
-            param=f"{where}.name",
-            code="invalid_value",
-        )
+    check_name(name, f"{where}.name")
     if name in seen:
         raise InvalidRequestError(
             f"Invalid '{where}.name': duplicate tool name '{name}' (also at {seen[name]}).",
