@@ -63,10 +63,26 @@ def serve(
     max_body_mb: Annotated[int, typer.Option(help="Largest request body accepted, in MiB.")] = 32,
     store: Annotated[str | None, typer.Option(help="Stored completions: sqlite:///PATH or postgresql://...")] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without API keys (say so explicitly).")] = False,
+    limits: Annotated[
+        str, typer.Option(help="Where rate-limit counts live: memory, or redis://HOST:PORT/DB to share them.")
+    ] = "memory",
+    drain_seconds: Annotated[
+        float, typer.Option(help="On SIGTERM, how long running requests may finish before they are cut.")
+    ] = 30.0,
+    allowed_host: Annotated[
+        list[str],
+        typer.Option("--allowed-host", help="A Host name to answer besides the loopback names (repeatable; * for any)."),
+    ] = [],
+    cors_origin: Annotated[
+        list[str], typer.Option("--cors-origin", help="A web origin allowed to call the API from a browser (repeatable).")
+    ] = [],
+    max_connections: Annotated[int, typer.Option(help="Open connections at once; more are answered 503.")] = 1024,
+    header_timeout: Annotated[float, typer.Option(help="Seconds a client has to send a request's headers.")] = 10.0,
+    body_timeout: Annotated[float, typer.Option(help="Seconds a client may pause while sending a body.")] = 30.0,
 ) -> None:
     """Serve the Chat Completions API (default: SmolLM2-135M-Instruct)."""
-    import uvicorn
-
+    from chatport.api.guards import default_allowed_hosts
+    from chatport.api.lifecycle import serve as run_server
     from chatport.server import build_app, load_model
     from chatport.service.models import ModelRegistry
     from chatport.store.database import describe
@@ -100,8 +116,28 @@ def serve(
         except KeyError:
             raise typer.BadParameter(f"--alias {name}={target}: no served model is called {target!r}") from None
     console.print(f"stored completions: {describe(database.url)}")
-    api = build_app(registry, api_keys=keys, database=database, max_body_bytes=max_body_mb * 1024 * 1024, no_auth=no_auth)
-    uvicorn.run(api, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    try:
+        api = build_app(
+            registry,
+            api_keys=keys,
+            database=database,
+            max_body_bytes=max_body_mb * 1024 * 1024,
+            no_auth=no_auth,
+            limits=limits,
+            allowed_hosts=default_allowed_hosts(host, allowed_host),
+            cors_origins=cors_origin,
+            body_timeout=body_timeout,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--limits") from None
+    run_server(
+        api,
+        host=host,
+        port=port,
+        drain_seconds=drain_seconds,
+        max_connections=max_connections,
+        header_timeout=header_timeout,
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -190,12 +226,23 @@ def db_upgrade(store: StoreOption = None) -> None:
 
 @keys_app.command("create")
 def keys_create(
-    project: Annotated[str, typer.Option(help="The project the key belongs to (created if new).")], store: StoreOption = None
+    project: Annotated[str, typer.Option(help="The project the key belongs to (created if new).")],
+    store: StoreOption = None,
+    rpm: Annotated[int | None, typer.Option(help="The project's requests per minute.", min=1)] = None,
+    tpm: Annotated[int | None, typer.Option(help="The project's tokens per minute.", min=1)] = None,
+    max_concurrent: Annotated[int | None, typer.Option(help="The project's requests at once.", min=1)] = None,
 ) -> None:
-    """Create a key; it is printed once and stored only as a hash."""
-    from chatport.store.keys import KeyStore
+    """Create a key; it is printed once and stored only as a hash. --rpm, --tpm and
+    --max-concurrent set the project's rate limits (for all its keys)."""
+    from chatport.protocol.limits import RateLimits
+    from chatport.store.keys import KeyStore, check_project_name
 
-    key, info = _run(lambda db: KeyStore(db).create(project), store)
+    try:
+        check_project_name(project)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--project") from None
+    given = RateLimits(rpm, tpm, max_concurrent)
+    key, info = _run(lambda db: KeyStore(db).create(project, given if given.any else None), store)
     console.print(f"created {info.id} for project [bold]{project}[/]; this is the only time the key is shown:")
     typer.echo(key)
 
@@ -246,6 +293,9 @@ def bench(
     pg_url: Annotated[
         str, typer.Option(help="PostgreSQL server for --store (a fresh database is made on it).")
     ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    soak: Annotated[
+        float | None, typer.Option(help="Instead: MINUTES of mixed load, sampling errors, RSS and open files.")
+    ] = None,
 ) -> None:
     """Measure throughput, TTFT and inter-token latency through the official async SDK."""
     import shlex
@@ -257,6 +307,11 @@ def bench(
     command = "chatport bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     if store:
         _bench_store(command, model, model_path or default_model().path, store_rows, pg_url, out)
+        return
+    if soak is not None:
+        from chatport.bench.soak import markdown, run_soak
+
+        typer.echo(markdown(run_soak(command, model, model_path or default_model().path, soak, out)))
         return
 
     levels = [int(c) for c in concurrency.split(",") if c.strip()]

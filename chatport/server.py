@@ -8,14 +8,17 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from chatport.api.app import create_app
+from chatport.api.middleware import DEFAULT_BODY_TIMEOUT
 from chatport.engine.backend import LlamaBackend
 from chatport.engine.engine import EngineConfig
 from chatport.service.auth import Authenticator, AuthMode
 from chatport.service.chat import ChatService
+from chatport.service.limits import RateLimiter
 from chatport.service.models import ModelRegistry, ServedModel
 from chatport.service.services import Services
 from chatport.service.stored import StoredCompletions
 from chatport.store.completions import CompletionStore
+from chatport.store.counters import counters_for
 from chatport.store.database import Database
 from chatport.store.keys import KeyStore
 
@@ -25,7 +28,16 @@ def load_model(path: str, model_id: str, config: EngineConfig, progress: Callabl
 
 
 def build_app(
-    registry: ModelRegistry, *, api_keys: list[str], database: Database | None, max_body_bytes: int, no_auth: bool = False
+    registry: ModelRegistry,
+    *,
+    api_keys: list[str],
+    database: Database | None,
+    max_body_bytes: int,
+    no_auth: bool = False,
+    limits: str | None = None,
+    allowed_hosts: frozenset[str] | None = None,
+    cors_origins: list[str] | None = None,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> FastAPI:
     stored = StoredCompletions(CompletionStore(database)) if database is not None else None
     services = Services(
@@ -35,6 +47,13 @@ def build_app(
         auth=Authenticator(
             api_keys, KeyStore(database) if database is not None else None, mode=AuthMode.OFF if no_auth else AuthMode.KEYS
         ),
+        limits=RateLimiter(counters_for(limits)),
         database=database,
     )
-    return create_app(services, max_body_bytes=max_body_bytes)
+    return create_app(
+        services,
+        max_body_bytes=max_body_bytes,
+        allowed_hosts=allowed_hosts,
+        cors_origins=cors_origins,
+        body_timeout=body_timeout,
+    )

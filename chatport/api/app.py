@@ -5,19 +5,39 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
+from starlette.middleware.cors import CORSMiddleware
 
 from chatport.api.errors import install_error_handlers
+from chatport.api.guards import BrowserGuard
 from chatport.api.metrics import metrics_endpoint
-from chatport.api.middleware import RequestContextMiddleware
+from chatport.api.middleware import DEFAULT_BODY_TIMEOUT, InFlight, RequestContextMiddleware
 from chatport.api.responses import OrjsonResponse
 from chatport.api.routes import chat, models, stored
+from chatport.protocol.errors import APIError
 from chatport.service.services import Services
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 
+# What a browser client (the openai package with dangerouslyAllowBrowser) sends and reads.
+# The SDKs send a varying set of x-stainless-* headers, so every requested header is allowed
+# (no credentials are involved: keys travel in Authorization, which CORS must allow anyway).
+_CORS_EXPOSED = [
+    "x-request-id",
+    "openai-processing-ms",
+    "retry-after",
+    *(f"x-ratelimit-{what}-{unit}" for what in ("limit", "remaining", "reset") for unit in ("requests", "tokens")),
+]
 
-def create_app(services: Services, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+
+def create_app(
+    services: Services,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    allowed_hosts: frozenset[str] | None = None,
+    cors_origins: list[str] | None = None,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await services.start()
@@ -26,20 +46,65 @@ def create_app(services: Services, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
 
     app = FastAPI(title="chatport", default_response_class=OrjsonResponse, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.services = services
+    app.state.in_flight = InFlight()
     install_error_handlers(app)
 
     async def require_key(request: Request) -> None:
-        request.state.project = await services.auth.project_for(_bearer(request))
+        services.refuse_if_draining()
+        address = request.client.host if request.client else None
+        await services.limits.check_address(address)
+        try:
+            principal = await services.auth.principal_for(_bearer(request))
+        except APIError as exc:
+            if exc.code == "invalid_api_key":  # a wrong guess; a missing key is not one
+                await services.limits.key_failed(address)
+            raise
+        request.state.project = principal.project
+        # Its headers go on the response and its place is released when the response
+        # ends (RequestContextMiddleware); the chat route bills it the tokens used.
+        request.state.ticket = await services.limits.admit(principal)
 
     for router in (chat.router, stored.router, models.router):
         app.include_router(router, prefix="/v1", dependencies=[Depends(require_key)])
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
+        """Liveness: the process answers. Whether it can do work is /ready's question."""
         return {"status": "ok"}
 
-    app.add_api_route("/metrics", metrics_endpoint(services.registry), methods=["GET"], include_in_schema=False)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)
+    @app.get("/ready", include_in_schema=False)
+    async def ready() -> Response:
+        """Readiness: engines alive and stepping, the store reachable, not draining."""
+        readiness = await services.readiness()
+        body = {"status": "ready" if readiness.ready else "not ready", "checks": readiness.checks}
+        if readiness.ready:
+            return OrjsonResponse(body)
+        return OrjsonResponse(body, status_code=503, headers={"retry-after": "5"})
+
+    async def metrics_key(request: Request) -> None:
+        # Metrics name the models and their load: with keys configured, any valid key reads them.
+        await services.auth.principal_for(_bearer(request))
+
+    app.add_api_route(
+        "/metrics",
+        metrics_endpoint(services),
+        methods=["GET"],
+        include_in_schema=False,
+        dependencies=[Depends(metrics_key)],
+    )
+    app.add_middleware(BrowserGuard, allowed_hosts=allowed_hosts)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=max_body_bytes, in_flight=app.state.in_flight, body_timeout=body_timeout
+    )
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["*"],
+            expose_headers=_CORS_EXPOSED,
+            max_age=600,
+        )
     return app
 
 

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from chatport.api.responses import OrjsonResponse
 from chatport.protocol.errors import APIError, InvalidRequestError, method_not_allowed_error, not_found_error
 from chatport.protocol.validation import to_openai_error
 
-log = logging.getLogger("chatport.api")
 
-
-def error_response(error: APIError) -> OrjsonResponse:
-    headers = {"retry-after": str(error.retry_after)} if error.retry_after is not None else None
+def error_response(error: APIError, headers: dict[str, str] | None = None) -> OrjsonResponse:
+    headers = dict(headers or {})
+    if error.retry_after is not None:
+        headers["retry-after"] = str(error.retry_after)
     return OrjsonResponse(error.body(), status_code=error.status_code, headers=headers)
+
+
+_METHODS = ("GET", "POST", "DELETE", "PUT", "PATCH")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path, for the Allow header a 405 must carry.
+    (The router's own header names only the first matching route's methods.)"""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.routes)
+    ]
+    return ", ".join(allowed)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -39,13 +52,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             return error_response(not_found_error(f"Invalid URL ({where})"))
         if exc.status_code == 405:
-            return error_response(method_not_allowed_error(f"Method not allowed ({where})"))
+            return error_response(
+                method_not_allowed_error(f"Method not allowed ({where})"), headers={"allow": allowed_methods(request)}
+            )
         return error_response(APIError(str(exc.detail), status_code=exc.status_code, error_type="invalid_request_error"))
 
-    @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> OrjsonResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(APIError("The server had an error while processing your request. Sorry about that!"))
+    # Other exceptions are answered by RequestContextMiddleware, which, unlike a handler
+    # here, leaves the connection open and keeps the request id on the 500.
 
 
 __all__ = ["InvalidRequestError", "error_response", "install_error_handlers"]

@@ -10,12 +10,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from chatport.service.models import ModelRegistry
+from chatport.service.services import Services
 
 
 class EngineCollector(Collector):
-    def __init__(self, models: ModelRegistry) -> None:
-        self.models = models
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     def collect(self) -> Iterator[Metric]:
         running = GaugeMetricFamily("chatport_running_sequences", "Sequences holding a KV slot", labels=["model"])
@@ -24,7 +24,7 @@ class EngineCollector(Collector):
         tokens = CounterMetricFamily("chatport_generated_tokens", "Tokens sampled", labels=["model"])
         decode = CounterMetricFamily("chatport_decode_seconds", "Time inside llama_decode", labels=["model"])
         total = CounterMetricFamily("chatport_step_seconds", "Time of whole engine steps", labels=["model"])
-        for model in self.models.listed():
+        for model in self.services.registry.listed():
             stats = model.backend.stats()
             running.add_metric([model.id], stats.running)
             waiting.add_metric([model.id], stats.waiting)
@@ -32,12 +32,14 @@ class EngineCollector(Collector):
             tokens.add_metric([model.id], stats.tokens)
             decode.add_metric([model.id], stats.decode_seconds)
             total.add_metric([model.id], stats.step_seconds)
-        yield from (running, waiting, steps, tokens, decode, total)
+        draining = GaugeMetricFamily("chatport_draining", "1 while the server drains before shutting down")
+        draining.add_metric([], 1 if self.services.draining else 0)
+        yield from (running, waiting, steps, tokens, decode, total, draining)
 
 
-def metrics_endpoint(models: ModelRegistry) -> Callable[[], Awaitable[Response]]:
+def metrics_endpoint(services: Services) -> Callable[[], Awaitable[Response]]:
     registry = CollectorRegistry()
-    registry.register(EngineCollector(models))
+    registry.register(EngineCollector(services))
 
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

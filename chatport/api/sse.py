@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
+from chatport.protocol.errors import APIError
+
+log = logging.getLogger("chatport.api")
+
 DONE = b"data: [DONE]\n\n"
 
 
 async def encode_events(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    async for event in events:
-        yield b"data: " + orjson.dumps(event) + b"\n\n"
+    try:
+        async for event in events:
+            yield b"data: " + orjson.dumps(event) + b"\n\n"
+    except Exception as exc:
+        # A bug after the stream began: the status line is sent, so the error goes as the
+        # last event (the SDKs raise it), never as a stream that just stops.
+        log.exception("unhandled error in a stream", exc_info=exc)
+        error = APIError("The server had an error while processing your request. Sorry about that!")
+        yield b"data: " + orjson.dumps(error.body()) + b"\n\n"
     yield DONE

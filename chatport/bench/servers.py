@@ -23,6 +23,10 @@ class RunningServer:
     def api(self) -> str:
         return self.base_url + "/v1"
 
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
     def log(self) -> str:
         if self.log_path is None:
             return ""

@@ -12,7 +12,7 @@ from chatport.engine.constraint import Constraint
 from chatport.engine.engine import Engine, EngineConfig
 from chatport.engine.handle import RequestHandle
 from chatport.engine.llama import LlamaModel
-from chatport.protocol.backend import BackendStats, GenerationRequest, ModelCapabilities, Vocabulary
+from chatport.protocol.backend import BackendFailure, BackendStats, GenerationRequest, ModelCapabilities, Vocabulary
 
 
 class LlamaBackend:
@@ -66,6 +66,9 @@ class LlamaBackend:
 
     def stats(self) -> BackendStats:
         return self.engine.stats()
+
+    def abort_all(self, failure: BackendFailure) -> None:
+        self.engine.abort_all(failure)
 
     def close(self) -> None:
         self.engine.shutdown()

@@ -113,6 +113,8 @@ class Engine:
         self._inbox: queue.SimpleQueue[RequestHandle] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stopping = False
+        self._abort: BackendFailure | None = None  # set by abort_all, taken by the engine thread
+        self._last_step = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="chatport-engine", daemon=True)
 
     def start(self) -> Engine:
@@ -140,7 +142,13 @@ class Engine:
             tokens=c.tokens,
             decode_seconds=c.decode_seconds,
             step_seconds=c.step_seconds,
+            alive=self._thread.is_alive() and not self._stopping,
+            idle_seconds=time.monotonic() - self._last_step,
         )
+
+    def abort_all(self, failure: BackendFailure) -> None:
+        self._abort = failure
+        self._wake.set()
 
     def shutdown(self) -> None:
         self._stopping = True
@@ -162,7 +170,11 @@ class Engine:
         step if there is work. Returns whether it stepped."""
         self._take_inbox()
         self._drop_stale()
+        failure, self._abort = self._abort, None
+        if failure is not None:
+            self._fail_all(failure)
         if not self.scheduler.has_work():
+            self._last_step = time.monotonic()  # idle is not stuck
             return False
         started = time.perf_counter()
         try:
@@ -171,6 +183,7 @@ class Engine:
             log.exception("engine step failed")
             self._fail_running(BackendFailure(str(exc)))
         self.counters.step_seconds += time.perf_counter() - started
+        self._last_step = time.monotonic()
         return True
 
     def step(self) -> None:
@@ -308,6 +321,11 @@ class Engine:
         self.scheduler.drop_cancelled()
         for handle in self.scheduler.expire_waiting(self.queue_timeout, time.monotonic()):
             handle.fail(QueueTimeout("queue timeout"))
+
+    def _fail_all(self, failure: BackendFailure) -> None:
+        for handle in self.scheduler.take_waiting():
+            handle.fail(failure)
+        self._fail_running(failure)
 
     def _fail_running(self, failure: BackendFailure) -> None:
         handles = {s.handle for s in self.scheduler.running}

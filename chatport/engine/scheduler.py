@@ -69,6 +69,13 @@ class Scheduler:
                 expired.append(queue.popleft())
         return expired
 
+    def take_waiting(self) -> list[RequestHandle]:
+        """Removes and returns every waiting request."""
+        taken = [handle for queue in self.waiting for handle in queue]
+        for queue in self.waiting:
+            queue.clear()
+        return taken
+
     def has_work(self) -> bool:
         return bool(self.running) or self.n_waiting > 0
 

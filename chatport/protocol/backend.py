@@ -91,6 +91,10 @@ class QueueTimeout(BackendFailure):
     """The request waited longer than the queue timeout without getting a slot."""
 
 
+class ShuttingDown(BackendFailure):
+    """The server stopped the request because it is shutting down."""
+
+
 class GenerationHandle(Protocol):
     """The caller's side of a submitted request."""
 
@@ -150,6 +154,8 @@ class BackendStats:
     tokens: int  # tokens sampled
     decode_seconds: float  # time inside the model's forward pass
     step_seconds: float  # time of whole steps
+    alive: bool = True  # the runtime can still take work (its thread has not died)
+    idle_seconds: float = 0.0  # since the last step, or since start; large with work waiting means stuck
 
 
 class Backend(Protocol):
@@ -176,5 +182,10 @@ class Backend(Protocol):
         ...
 
     def stats(self) -> BackendStats: ...
+
+    def abort_all(self, failure: BackendFailure) -> None:
+        """Fail every queued and running request with ``failure`` (callable from any thread);
+        requests submitted afterwards run as usual."""
+        ...
 
     def close(self) -> None: ...

@@ -16,9 +16,11 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from dataclasses import dataclass
 from enum import Enum
 
 from chatport.protocol.errors import APIError, authentication_error, overloaded_error
+from chatport.protocol.limits import NO_LIMITS, RateLimits
 from chatport.store.database import StoreUnavailable
 from chatport.store.keys import DEFAULT_PROJECT, KeyStore
 
@@ -27,6 +29,17 @@ log = logging.getLogger("chatport.auth")
 # Stored keys are re-checked this often, so a revoked key stops working within seconds.
 _CACHE_SECONDS = 5.0
 _RETRY_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts for: its project, and that project's rate limits."""
+
+    project: str
+    limits: RateLimits = NO_LIMITS
+
+
+DEFAULT = Principal(DEFAULT_PROJECT)
 
 
 class AuthMode(Enum):
@@ -39,7 +52,7 @@ class Authenticator:
         self._static = [k.encode() for k in static_keys if k]
         self._keys = keys
         self.mode = mode
-        self._projects: dict[str, tuple[str | None, float]] = {}
+        self._projects: dict[str, tuple[Principal | None, float]] = {}
         self._any_stored: tuple[bool, float] | None = None
 
     async def describe(self) -> str:
@@ -59,24 +72,24 @@ class Authenticator:
             "(create a key with `chatport keys create`, or pass --no-auth to make this explicit)"
         )
 
-    async def project_for(self, token: str | None) -> str:
+    async def principal_for(self, token: str | None) -> Principal:
         """The project of a request that presented ``token`` (None: no key at all)."""
         if self.mode is AuthMode.OFF:
-            return DEFAULT_PROJECT
+            return DEFAULT
         if token and any(hmac.compare_digest(token.encode(), k) for k in self._static):
-            return DEFAULT_PROJECT
+            return DEFAULT
         if not self._static and not await self._stored_keys_exist():
-            return DEFAULT_PROJECT
+            return DEFAULT
         if not token:
             raise authentication_error(
                 "You didn't provide an API key. You need to provide your API key in an Authorization "
                 "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
                 code="missing_api_key",
             )
-        project = await self._stored_project(token)
-        if project is None:
+        principal = await self._stored_principal(token)
+        if principal is None:
             raise authentication_error(f"Incorrect API key provided: {_redact(token)}.", code="invalid_api_key")
-        return project
+        return principal
 
     async def _stored_keys_exist(self) -> bool:
         if self._keys is None:
@@ -89,7 +102,7 @@ class Authenticator:
                 raise _cannot_check() from None
         return self._any_stored[0]
 
-    async def _stored_project(self, token: str) -> str | None:
+    async def _stored_principal(self, token: str) -> Principal | None:
         if self._keys is None:
             return None
         now = time.monotonic()
@@ -97,13 +110,14 @@ class Authenticator:
         if cached and now - cached[1] <= _CACHE_SECONDS:
             return cached[0]
         try:
-            project = await self._keys.project_of(token)
+            found = await self._keys.project_of(token)
         except StoreUnavailable:
             raise _cannot_check() from None
+        principal = Principal(*found) if found is not None else None
         if len(self._projects) > 10_000:
             self._projects.clear()
-        self._projects[token] = (project, now)
-        return project
+        self._projects[token] = (principal, now)
+        return principal
 
 
 def _cannot_check() -> APIError:

@@ -7,7 +7,7 @@ import asyncio
 import random
 import string
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +20,7 @@ from chatport.protocol.backend import (
     GenerationRequest,
     QueueFull,
     QueueTimeout,
+    ShuttingDown,
 )
 from chatport.protocol.errors import APIError, overloaded_error, rate_limit_error, unsupported_parameter
 from chatport.protocol.requests import ChatCompletionRequest
@@ -34,6 +35,8 @@ from chatport.service.tools.plan import ToolPlan
 _OBFUSCATION_CHARS = string.ascii_letters + string.digits
 
 Chunk = dict[str, Any]
+# Told the tokens (prompt + completion) a finished answer used: the rate limiter's meter.
+Bill = Callable[[int], Awaitable[None]]
 
 
 @dataclass
@@ -114,7 +117,9 @@ class ChatService:
             raise
         return handle
 
-    async def complete(self, chat: PreparedChat, handle: GenerationHandle, project: str) -> dict[str, Any]:
+    async def complete(
+        self, chat: PreparedChat, handle: GenerationHandle, project: str, bill: Bill | None = None
+    ) -> dict[str, Any]:
         choices = chat.choices()
         try:
             async for deltas in _outputs(handle):
@@ -124,9 +129,13 @@ class ChatService:
             handle.cancel()
         completion = chat.completion(choices, handle)
         await self._store(chat, project, completion)
+        if bill is not None:
+            await bill(completion["usage"]["total_tokens"])
         return completion
 
-    async def stream(self, chat: PreparedChat, handle: GenerationHandle, project: str) -> AsyncIterator[Chunk]:
+    async def stream(
+        self, chat: PreparedChat, handle: GenerationHandle, project: str, bill: Bill | None = None
+    ) -> AsyncIterator[Chunk]:
         chunks = ChunkWriter(chat)
         choices = chat.choices()
         try:
@@ -134,9 +143,12 @@ class ChatService:
                 for delta in deltas:
                     for chunk in chunks.for_delta(choices, delta):
                         yield chunk
-            await self._store(chat, project, chat.completion(choices, handle))
+            completion = chat.completion(choices, handle)
+            await self._store(chat, project, completion)
+            if bill is not None:
+                await bill(completion["usage"]["total_tokens"])
             if chunks.include_usage:
-                yield chunks.usage(usage(choices, handle))
+                yield chunks.usage(completion["usage"])
         except APIError as exc:
             yield exc.body()
         finally:
@@ -227,4 +239,10 @@ def as_api_error(failure: BackendFailure) -> APIError:
             "The server is currently overloaded with other requests. Sorry about that! Please retry after a brief wait.",
             code="server_overloaded",
         )
+    if isinstance(failure, ShuttingDown):
+        return shutting_down_error("The server is shutting down and stopped this request.")
     return APIError(f"The model failed while generating: {failure}")
+
+
+def shutting_down_error(what: str) -> APIError:
+    return overloaded_error(f"{what} Please retry after a brief wait.", code="server_shutting_down", retry_after=5)

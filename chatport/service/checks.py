@@ -150,7 +150,8 @@ def _too_long(param: str, what: str, limit: int, actual: int) -> InvalidRequestE
 
 def _check_logit_bias(bias: dict[str, int] | None) -> None:
     for key, value in (bias or {}).items():
-        if not key.isdigit():
+        # ASCII digits only: str.isdigit() also admits '²' and other digits int() refuses.
+        if not (key.isascii() and key.isdigit()):
             raise InvalidRequestError(
                 f"Invalid key in 'logit_bias': {key}. Keys must be token ids.", param="logit_bias", code="invalid_value"
             )

@@ -119,10 +119,11 @@ def check_context(prompt_tokens: int, max_tokens: int | None, limit: int) -> Non
 def sampling_params(request: ChatCompletionRequest, vocab_size: int, model_id: str) -> SamplingParams:
     bias = []
     for key, value in (request.logit_bias or {}).items():
-        token = int(key)
+        # No vocabulary has 10**18 tokens; longer keys are not parsed (int() of 5,000 digits raises).
+        token = int(key) if len(key) < 19 else vocab_size
         if token >= vocab_size:
             raise InvalidRequestError(
-                f"Invalid key in 'logit_bias': {key} is not a token id of model `{model_id}` "
+                f"Invalid key in 'logit_bias': {key if len(key) <= 40 else key[:40] + '...'} is not a token id of model `{model_id}` "
                 f"(its vocabulary has {vocab_size} tokens).",
                 param="logit_bias",
                 code="invalid_value",

@@ -1,17 +1,32 @@
-"""Everything the API layer calls, built in one place (``chatport.server``)."""
+"""Everything the API layer calls, built in one place (``chatport.server``), and the
+server's life around it: readiness, and the drain before shutting down."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from chatport.protocol.backend import BackendStats, ShuttingDown
 from chatport.service.auth import Authenticator
-from chatport.service.chat import ChatService
+from chatport.service.chat import ChatService, shutting_down_error
+from chatport.service.limits import RateLimiter
 from chatport.service.models import ModelRegistry
 from chatport.service.stored import StoredCompletions
 from chatport.store.database import Database, StoreUnavailable, describe
 
 log = logging.getLogger("chatport.service")
+
+# An engine with work that has not stepped for this long is stuck (a step takes well under
+# a second; the longest, a 512-token prefill chunk of a large model, a few seconds).
+STUCK_SECONDS = 30.0
+STORE_CHECK_SECONDS = 2.0
+
+
+@dataclass
+class Readiness:
+    ready: bool
+    checks: dict[str, str]
 
 
 @dataclass
@@ -20,7 +35,9 @@ class Services:
     chat: ChatService
     stored: StoredCompletions | None
     auth: Authenticator
+    limits: RateLimiter
     database: Database | None = None
+    draining: bool = field(default=False, init=False)
 
     async def start(self) -> None:
         if self.database is not None:
@@ -34,5 +51,47 @@ class Services:
     async def stop(self) -> None:
         self.chat.prompt_pool.shutdown(wait=False, cancel_futures=True)
         self.registry.close()
+        await self.limits.close()
         if self.database is not None:
             await self.database.close()
+
+    # --- life ------------------------------------------------------------------------
+
+    def begin_drain(self) -> None:
+        """From now on new API requests are refused; running ones go on."""
+        self.draining = True
+
+    def refuse_if_draining(self) -> None:
+        if self.draining:
+            raise shutting_down_error("The server is shutting down and takes no new requests.")
+
+    def cut_all(self) -> None:
+        """Stop every request still generating: streams end with an error event, waiting
+        and non-streamed requests are answered 503."""
+        for model in self.registry.listed():
+            model.backend.abort_all(ShuttingDown("the server is shutting down"))
+
+    async def readiness(self) -> Readiness:
+        checks = {f"model:{model.id}": engine_state(model.backend.stats()) for model in self.registry.listed()}
+        if self.database is not None:
+            checks["store"] = await self._store_state()
+        checks["draining"] = "yes" if self.draining else "no"
+        ready = not self.draining and all(v == "ok" for k, v in checks.items() if k != "draining")
+        return Readiness(ready, checks)
+
+    async def _store_state(self) -> str:
+        assert self.database is not None
+        try:
+            await asyncio.wait_for(self.database.ping(), STORE_CHECK_SECONDS)
+        except (StoreUnavailable, TimeoutError) as exc:
+            return f"unavailable: {exc or 'no answer within 2 s'}"
+        return "ok"
+
+
+def engine_state(stats: BackendStats) -> str:
+    """ "ok", or what is wrong with an engine, from its stats."""
+    if not stats.alive:
+        return "stopped: the engine thread is not running"
+    if (stats.running or stats.waiting) and stats.idle_seconds > STUCK_SECONDS:
+        return f"stuck: no step for {stats.idle_seconds:.0f} s with {stats.running + stats.waiting} requests"
+    return "ok"

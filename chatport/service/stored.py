@@ -42,9 +42,8 @@ def not_found(completion_id: str) -> InvalidRequestError:
 def parse_limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    try:
-        value = int(raw)
-    except ValueError:
+    value = small_int(raw)
+    if value is None:
         raise InvalidRequestError(
             f"Invalid type for 'limit': expected an integer, but got a string instead ('{raw}').",
             param="limit",
@@ -63,6 +62,21 @@ def parse_limit(raw: str | None) -> int:
             code="integer_above_max_value",
         )
     return value
+
+
+def small_int(raw: str) -> int | None:
+    """An integer written in ASCII digits (with an optional minus) short enough for any
+    database column; None otherwise. int() alone would take ' 1_0 ' and Arabic-Indic digits,
+    and raise on 5,000 digits."""
+    digits = raw[1:] if raw.startswith("-") else raw
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 9:
+        return None
+    return int(raw)
+
+
+def optional(raw: str | None) -> str | None:
+    """A query parameter given empty (``after=``) is treated as not given."""
+    return raw or None
 
 
 def parse_order(raw: str | None) -> Order:
@@ -148,14 +162,14 @@ class StoredCompletions:
 
     async def list_completions(self, project: str, query: list[tuple[str, str]]) -> dict[str, Any]:
         params = dict(query)
-        limit = parse_limit(params.get("limit"))
-        order = parse_order(params.get("order"))
+        limit = parse_limit(optional(params.get("limit")))
+        order = parse_order(optional(params.get("order")))
         metadata = parse_metadata_filter(query)
-        after = params.get("after")
+        after = optional(params.get("after"))
         try:
             with reachable():
                 result = await self.store.list(
-                    project, model=params.get("model"), metadata=metadata, after=after, limit=limit, order=order
+                    project, model=optional(params.get("model")), metadata=metadata, after=after, limit=limit, order=order
                 )
         except UnknownCursor:
             raise InvalidRequestError(
@@ -205,19 +219,19 @@ class StoredCompletions:
 
     async def messages(self, project: str, completion_id: str, query: list[tuple[str, str]]) -> dict[str, Any]:
         params = dict(query)
-        limit = parse_limit(params.get("limit"))
-        order = parse_order(params.get("order"))
-        after = params.get("after")
+        limit = parse_limit(optional(params.get("limit")))
+        order = parse_order(optional(params.get("order")))
+        after = optional(params.get("after"))
         position = None
         if after is not None:
             head, _, tail = after.rpartition("-")
-            if head != completion_id or not tail.isdigit():
+            position = small_int(tail) if head == completion_id else None
+            if position is None or position < 0:
                 raise InvalidRequestError(
                     f"Invalid 'after': '{after}' is not a message id of chat completion '{completion_id}'.",
                     param="after",
                     code="invalid_value",
                 )
-            position = int(tail)
         with reachable():
             result = await self.store.messages(project, completion_id, after=position, limit=limit, order=order)
         if result is None:

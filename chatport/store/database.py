@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from alembic import command
@@ -22,6 +22,49 @@ class StoreUnavailable(Exception):
 _UNAVAILABLE = (OperationalError, InterfaceError, DBAPIError, OSError, ConnectionError, asyncio.TimeoutError)
 # Errors in what we asked, not in reaching the database: they are bugs, not outages.
 _OUR_FAULT = (IntegrityError, DataError, ProgrammingError)
+# SQLSTATE classes that mean the database cannot work right now: connection, resources,
+# operator intervention, system errors, and lock/serialization conflicts worth a retry.
+_OUTAGE_SQLSTATE_CLASSES = ("08", "40", "53", "55", "57", "58")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a database error means "unavailable" rather than "we asked wrongly".
+
+    asyncpg's data and constraint errors reach SQLAlchemy as a plain DBAPIError, so the
+    exception class alone cannot tell a value too long for its column from a lost
+    connection; the SQLSTATE can.
+    """
+    if isinstance(exc, _OUR_FAULT):
+        return False
+    if not isinstance(exc, _UNAVAILABLE):
+        return False
+    state = sqlstate(exc)
+    return state is None or state[:2] in _OUTAGE_SQLSTATE_CLASSES
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a PostgreSQL error, however the driver wrapped it."""
+    seen: BaseException | None = exc
+    for _ in range(4):  # DBAPIError -> adapter error -> asyncpg error
+        if seen is None:
+            return None
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
+
+
+@contextmanager
+def outages_as_unavailable() -> Iterator[None]:
+    """Outages become StoreUnavailable; every other database error stays what it is (a
+    bug, answered 500 and logged with its real class)."""
+    try:
+        yield
+    except Exception as exc:
+        if is_outage(exc):
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        raise
 
 
 def default_sqlite_url() -> str:
@@ -86,13 +129,9 @@ class Database:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
-        try:
+        with outages_as_unavailable():
             async with self.engine.begin() as connection:
                 await connection.run_sync(run)
-        except _OUR_FAULT:
-            raise
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(str(exc)) from exc
 
     async def ensure_ready(self) -> None:
         if self._migrated:
@@ -106,23 +145,15 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: it commits whole or not at all."""
         await self.ensure_ready()
-        try:
+        with outages_as_unavailable():
             async with self._sessions() as session, session.begin():
                 yield session
-        except _OUR_FAULT:
-            raise
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(str(exc)) from exc
 
     async def ping(self) -> None:
         await self.ensure_ready()
-        try:
+        with outages_as_unavailable():
             async with self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
-        except _OUR_FAULT:
-            raise
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(str(exc)) from exc
 
     async def close(self) -> None:
         await self.engine.dispose()

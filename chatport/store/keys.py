@@ -10,11 +10,22 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from chatport.protocol.limits import RateLimits
 from chatport.store.database import Database
 from chatport.store.schema import ApiKey, Project
 
 DEFAULT_PROJECT = "default"
 KEY_PREFIX = "sk-cp-"
+# Stored completions keep their project's name in a String(64) column.
+MAX_PROJECT_NAME = 64
+
+
+def check_project_name(name: str) -> None:
+    """Raises ValueError for a name the store cannot keep."""
+    if not 1 <= len(name) <= MAX_PROJECT_NAME:
+        raise ValueError(f"a project name has 1 to {MAX_PROJECT_NAME} characters, got {len(name)}")
+    if not name.isprintable() or name != name.strip():
+        raise ValueError("a project name has no control characters and no leading or trailing spaces")
 
 
 def hash_key(key: str) -> str:
@@ -34,7 +45,10 @@ class KeyStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(self, project_name: str) -> tuple[str, KeyInfo]:
+    async def create(self, project_name: str, limits: RateLimits | None = None) -> tuple[str, KeyInfo]:
+        """A new key for the project (created if new); ``limits``, when given, become the
+        project's rate limits."""
+        check_project_name(project_name)
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         now = int(time.time())
         async with self.db.transaction() as session:
@@ -43,6 +57,8 @@ class KeyStore:
                 project = Project(id="proj_" + secrets.token_hex(12), name=project_name, created_at=now)
                 session.add(project)
                 await session.flush()  # the key row refers to it
+            if limits is not None:
+                project.rpm, project.tpm, project.max_concurrent = limits.rpm, limits.tpm, limits.max_concurrent
             row = ApiKey(
                 id="key_" + secrets.token_hex(12),
                 project_id=project.id,
@@ -68,14 +84,19 @@ class KeyStore:
             row.revoked_at = int(time.time())
             return True
 
-    async def project_of(self, key: str) -> str | None:
-        """The project a live key belongs to, or None."""
+    async def project_of(self, key: str) -> tuple[str, RateLimits] | None:
+        """The project a live key belongs to, with its rate limits, or None."""
         async with self.db.transaction() as session:
-            return await session.scalar(
-                select(Project.name)
-                .join(ApiKey, ApiKey.project_id == Project.id)
-                .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
-            )
+            row = (
+                await session.execute(
+                    select(Project.name, Project.rpm, Project.tpm, Project.max_concurrent)
+                    .join(ApiKey, ApiKey.project_id == Project.id)
+                    .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+                )
+            ).first()
+        if row is None:
+            return None
+        return row.name, RateLimits(row.rpm, row.tpm, row.max_concurrent)
 
     async def any_live(self) -> bool:
         async with self.db.transaction() as session:

@@ -26,6 +26,10 @@ class Project(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # Rate limits (NULL: none), set with `chatport keys create --rpm/--tpm/--max-concurrent`.
+    rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_concurrent: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class ApiKey(Base):

@@ -39,7 +39,7 @@ def restore_file(path) -> None:
 
 async def status(auth: Authenticator, token: str | None) -> int | str:
     try:
-        return await auth.project_for(token)
+        return (await auth.principal_for(token)).project
     except APIError as exc:
         assert exc.status_code != 503 or exc.retry_after, "a 503 says when to retry"
         return exc.status_code

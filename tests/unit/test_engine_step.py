@@ -211,3 +211,27 @@ def test_handles_of_one_step_are_delivered_with_one_wake_up_per_loop():
         assert len(calls) == 1
     finally:
         loop.close()
+
+
+async def test_abort_all_fails_running_and_waiting_requests_and_frees_their_slots():
+    from chatport.protocol.backend import ShuttingDown
+
+    engine, _ = make_engine(n_seqs=1)
+    running = engine.submit(request("say: a", max_tokens=50))
+    waiting = engine.submit(request("say: b", max_tokens=50))
+    engine.tick()
+    await asyncio.sleep(0)
+    await running.wait_admitted()
+    engine.abort_all(ShuttingDown("shutting down"))
+    engine.tick()
+    await asyncio.sleep(0)
+    with pytest.raises(ShuttingDown):
+        await waiting.wait_admitted()  # it never got a slot
+    for handle in (running, waiting):
+        with pytest.raises(ShuttingDown):
+            async for _ in handle:
+                pass
+    assert engine.scheduler.running == [] and engine.scheduler.n_waiting == 0
+    assert not any(s.busy for s in engine.scheduler.slots)
+    (after,) = await run(engine, request("say: x"))  # and it serves on
+    assert text_of(after) == "yz"

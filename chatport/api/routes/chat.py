@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from chatport.api.responses import OrjsonResponse
 from chatport.api.sse import encode_events
 from chatport.protocol.validation import parse_json_object
-from chatport.service.chat import ChatService
+from chatport.service.chat import Bill, ChatService
 
 router = APIRouter()
 
@@ -23,20 +23,21 @@ CLIENT_CLOSED = 499
 async def create_chat_completion(request: Request) -> Response:
     service: ChatService = request.app.state.services.chat
     body = parse_json_object(await request.body())
-    response = await _unless_client_leaves(request, _respond(service, body, request.state.project))
+    bill = request.state.ticket.charge
+    response = await _unless_client_leaves(request, _respond(service, body, request.state.project, bill))
     return response if response is not None else Response(status_code=CLIENT_CLOSED)
 
 
-async def _respond(service: ChatService, body: dict[str, Any], project: str) -> Response:
+async def _respond(service: ChatService, body: dict[str, Any], project: str, bill: Bill) -> Response:
     chat = await service.prepare(body)
     handle = await service.start(chat)
     if chat.request.stream:
         return StreamingResponse(
-            encode_events(service.stream(chat, handle, project)),
+            encode_events(service.stream(chat, handle, project, bill)),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache"},
         )
-    return OrjsonResponse(await service.complete(chat, handle, project))
+    return OrjsonResponse(await service.complete(chat, handle, project, bill))
 
 
 async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, Response]) -> Response | None:
