@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 
 from chatport.catalog import ModelSource, default_model, model_id_for
 from chatport.engine.engine import EngineConfig
+from chatport.hub import is_hub
 
 if TYPE_CHECKING:
     from chatport.store.database import Database
@@ -31,8 +32,22 @@ def _sources(models: list[str], model_ids: list[str]) -> list[ModelSource]:
         return [default_model()]
     if len(model_ids) > len(models):
         raise typer.BadParameter("more --model-id than --model")
-    ids = model_ids + [model_id_for(p) for p in models[len(model_ids) :]]
-    return [ModelSource(os.path.abspath(p), i) for p, i in zip(models, ids, strict=False)]
+    paths = [_from_hub(m) if is_hub(m) else os.path.abspath(m) for m in models]
+    ids = model_ids + [model_id_for(p) for p in paths[len(model_ids) :]]
+    return [ModelSource(p, i) for p, i in zip(paths, ids, strict=False)]
+
+
+def _from_hub(spec: str) -> str:
+    """A Hub model's local GGUF (downloaded into the Hugging Face cache if needed)."""
+    from chatport.hub import HubError, fetch, parse
+
+    try:
+        model = fetch(parse(spec))
+    except HubError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--model") from None
+    if model.mmproj:
+        console.print(f"{spec}: vision projector {os.path.basename(model.mmproj)} fetched (images arrive with --mmproj support)")
+    return model.path
 
 
 def _aliases(values: list[str]) -> list[tuple[str, str]]:
@@ -47,7 +62,10 @@ def _aliases(values: list[str]) -> list[tuple[str, str]]:
 
 @app.command()
 def serve(
-    model: Annotated[list[str], typer.Option("--model", help="A GGUF file to serve (repeatable).")] = [],
+    model: Annotated[
+        list[str],
+        typer.Option("--model", help="A GGUF file, or hf:OWNER/REPO:QUANT or hf:OWNER/REPO/FILE.gguf (repeatable)."),
+    ] = [],
     model_id: Annotated[list[str], typer.Option("--model-id", help="The id of the matching --model.")] = [],
     alias: Annotated[list[str], typer.Option("--alias", help="NAME=MODEL_ID, e.g. gpt-4o=smollm2-135m-instruct.")] = [],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -79,6 +97,14 @@ def serve(
     max_connections: Annotated[int, typer.Option(help="Open connections at once; more are answered 503.")] = 1024,
     header_timeout: Annotated[float, typer.Option(help="Seconds a client has to send a request's headers.")] = 10.0,
     body_timeout: Annotated[float, typer.Option(help="Seconds a client may pause while sending a body.")] = 30.0,
+    drop_params: Annotated[
+        list[str],
+        typer.Option(
+            "--drop-params",
+            help="Parameters to accept and ignore, comma-separated (reasoning_effort, verbosity, web_search_options, "
+            "prompt_cache_options); said in the x-chatport-dropped-params header.",
+        ),
+    ] = [],
 ) -> None:
     """Serve the Chat Completions API (default: SmolLM2-135M-Instruct)."""
     from chatport.api.guards import default_allowed_hosts
@@ -90,6 +116,7 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     keys = api_key + [k for k in os.environ.get("CHATPORT_API_KEYS", "").split(",") if k.strip()]
     database = _database(store)
+    dropped = _droppable(drop_params)
     if not (keys or no_auth or _is_loopback(host)) and not _stored_keys_or_unknown(database):
         raise typer.BadParameter(
             f"{host} is reachable from other machines and no API key is configured: pass --api-key, create one with "
@@ -127,6 +154,7 @@ def serve(
             allowed_hosts=default_allowed_hosts(host, allowed_host),
             cors_origins=cors_origin,
             body_timeout=body_timeout,
+            drop_params=dropped,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--limits") from None
@@ -138,6 +166,18 @@ def serve(
         max_connections=max_connections,
         header_timeout=header_timeout,
     )
+
+
+def _droppable(values: list[str]) -> frozenset[str]:
+    from chatport.service.checks import DROPPABLE
+
+    names = frozenset(n.strip() for v in values for n in v.split(",") if n.strip())
+    if names - DROPPABLE:
+        raise typer.BadParameter(
+            f"{', '.join(sorted(names - DROPPABLE))} cannot be dropped; these can: {', '.join(sorted(DROPPABLE))}",
+            param_hint="--drop-params",
+        )
+    return names
 
 
 def _is_loopback(host: str) -> bool:
@@ -182,6 +222,55 @@ def _database(url: str | None) -> Database:
         return Database(url or os.environ.get("CHATPORT_STORE") or default_sqlite_url())
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--store") from None
+
+
+@app.command()
+def pull(spec: Annotated[str, typer.Argument(help="hf:OWNER/REPO:QUANT or hf:OWNER/REPO/FILE.gguf")]) -> None:
+    """Download a model from the Hugging Face Hub into its cache (resumes, uses HF_TOKEN)."""
+    from chatport.hub import HubError, fetch, parse
+
+    try:
+        model = fetch(parse(spec if is_hub(spec) else "hf:" + spec))
+    except HubError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    for path in model.files:
+        typer.echo(path)
+
+
+@app.command("models")
+def list_models() -> None:
+    """GGUF models in the Hugging Face cache, with their sizes (one file a line)."""
+    from chatport.hub import cached_models
+
+    for cached in cached_models():
+        for name, size in cached.files:
+            typer.echo(f"hf:{cached.repo}\t{name}\t{_size(size)}")
+
+
+@app.command("rm")
+def remove_model(spec: Annotated[str, typer.Argument(help="hf:OWNER/REPO[...] or OWNER/REPO")]) -> None:
+    """Remove a repo's files from the Hugging Face cache."""
+    from chatport.hub import HubError, parse, remove
+
+    try:
+        repo = parse(spec if is_hub(spec) else "hf:" + spec).repo
+    except HubError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    freed = remove(repo)
+    if not freed:
+        console.print(f"[red]nothing of {repo} is cached[/]")
+        raise typer.Exit(1)
+    console.print(f"removed {repo} ({_size(freed)})")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n} B"
 
 
 StoreOption = Annotated[

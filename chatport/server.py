@@ -38,11 +38,12 @@ def build_app(
     allowed_hosts: frozenset[str] | None = None,
     cors_origins: list[str] | None = None,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    drop_params: frozenset[str] = frozenset(),
 ) -> FastAPI:
     stored = StoredCompletions(CompletionStore(database)) if database is not None else None
     services = Services(
         registry=registry,
-        chat=ChatService(registry, stored),
+        chat=ChatService(registry, stored, drop=drop_params),
         stored=stored,
         auth=Authenticator(
             api_keys, KeyStore(database) if database is not None else None, mode=AuthMode.OFF if no_auth else AuthMode.KEYS

@@ -25,7 +25,7 @@ from chatport.protocol.backend import (
 from chatport.protocol.errors import APIError, overloaded_error, rate_limit_error, unsupported_parameter
 from chatport.protocol.requests import ChatCompletionRequest
 from chatport.protocol.validation import validate
-from chatport.service.checks import check_request
+from chatport.service.checks import check_request, drop_params
 from chatport.service.choices import Choices
 from chatport.service.generation import generation_for, service_tier
 from chatport.service.models import ModelRegistry, ServedModel
@@ -49,6 +49,7 @@ class PreparedChat:
     id: str
     created: int
     service_tier: str
+    dropped: list[str]  # parameters accepted and ignored (--drop-params), said in a header
 
     def choices(self) -> Choices:
         return Choices(self.generation.n, logprobs=self.generation.params.logprobs, tools=self.tools, fmt=self.model.tool_format)
@@ -75,14 +76,22 @@ def usage(choices: Choices, handle: GenerationHandle) -> dict[str, Any]:
 
 
 class ChatService:
-    def __init__(self, registry: ModelRegistry, stored: StoredCompletions | None = None, *, prompt_workers: int = 2) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        stored: StoredCompletions | None = None,
+        *,
+        prompt_workers: int = 2,
+        drop: frozenset[str] = frozenset(),
+    ) -> None:
         self.registry = registry
         self.stored = stored
+        self.drop = drop
         # Rendering and tokenizing prompts: bounded, off the event loop, never blocking it.
         self.prompt_pool = ThreadPoolExecutor(max_workers=prompt_workers, thread_name_prefix="chatport-prompt")
 
     async def prepare(self, body: dict[str, Any]) -> PreparedChat:
-        request = validate(ChatCompletionRequest, body)
+        request, dropped = drop_params(validate(ChatCompletionRequest, body), self.drop)
         model = self.registry.resolve(request.model)
         check_request(request, max_choices=model.capabilities.max_choices, max_messages=model.capabilities.context_length)
         generation, tools = await generation_for(request, model, self.prompt_pool)
@@ -95,6 +104,7 @@ class ChatService:
             rs.random_id("chatcmpl-"),
             int(time.time()),
             service_tier(request),
+            dropped,
         )
 
     async def start(self, chat: PreparedChat) -> GenerationHandle:

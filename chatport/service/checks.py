@@ -26,6 +26,19 @@ _NOT_YET = {
 }
 
 
+# Parameters an operator may have dropped (accepted and ignored, as LiteLLM's drop_params):
+# leaving them out changes how an answer is made, never the shape of what comes back.
+DROPPABLE = frozenset({"reasoning_effort", "verbosity", "web_search_options", "prompt_cache_options"})
+
+
+def drop_params(request: ChatCompletionRequest, names: frozenset[str]) -> tuple[ChatCompletionRequest, list[str]]:
+    """The request without the named parameters, and which of them it had."""
+    given = sorted(name for name in names if getattr(request, name) is not None)
+    if not given:
+        return request, []
+    return request.model_copy(update=dict.fromkeys(given)), given
+
+
 def check_request(request: ChatCompletionRequest, *, max_choices: int, max_messages: int) -> None:
     for name, detail in _NOT_YET.items():
         if getattr(request, name) is not None:

@@ -17,6 +17,7 @@ from chatport.service.chat import Bill, ChatService
 router = APIRouter()
 
 CLIENT_CLOSED = 499
+DROPPED_HEADER = "x-chatport-dropped-params"
 
 
 @router.post("/chat/completions")
@@ -31,13 +32,15 @@ async def create_chat_completion(request: Request) -> Response:
 async def _respond(service: ChatService, body: dict[str, Any], project: str, bill: Bill) -> Response:
     chat = await service.prepare(body)
     handle = await service.start(chat)
+    # Parameters the server was told to accept and ignore are named, never silently lost.
+    said = {DROPPED_HEADER: ", ".join(chat.dropped)} if chat.dropped else {}
     if chat.request.stream:
         return StreamingResponse(
             encode_events(service.stream(chat, handle, project, bill)),
             media_type="text/event-stream",
-            headers={"cache-control": "no-cache"},
+            headers={"cache-control": "no-cache", **said},
         )
-    return OrjsonResponse(await service.complete(chat, handle, project, bill))
+    return OrjsonResponse(await service.complete(chat, handle, project, bill), headers=said)
 
 
 async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, Response]) -> Response | None:
