@@ -385,6 +385,9 @@ def bench(
     soak: Annotated[
         float | None, typer.Option(help="Instead: MINUTES of mixed load, sampling errors, RSS and open files.")
     ] = None,
+    prediction: Annotated[
+        bool, typer.Option("--prediction", help="Instead: predicted outputs on a code edit, with and without.")
+    ] = False,
 ) -> None:
     """Measure throughput, TTFT and inter-token latency through the official async SDK."""
     import shlex
@@ -396,6 +399,13 @@ def bench(
     command = "chatport bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     if store:
         _bench_store(command, model, model_path or default_model().path, store_rows, pg_url, out)
+        return
+    if prediction:
+        from chatport.bench.prediction import markdown as prediction_table
+        from chatport.bench.prediction import run_prediction
+
+        levels = [int(c) for c in concurrency.split(",") if c.strip()]
+        typer.echo(prediction_table(command, run_prediction(model, model_path or default_model().path, levels)))
         return
     if soak is not None:
         from chatport.bench.soak import markdown, run_soak

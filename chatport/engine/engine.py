@@ -247,6 +247,8 @@ class Engine:
         for entry in plan.entries:
             seq = entry.seq
             self._count_computed(entry)
+            if seq.predictor is not None and seq.phase is Phase.DECODE:
+                seq.predictor.advance([choice.token for choice in entry.picks])
             for at, choice in enumerate(entry.picks):
                 delta = seq.accept(choice.token, self._logprob(choice))
                 if delta is not None:
@@ -257,7 +259,7 @@ class Engine:
                     self.scheduler.release(seq)
                     break
             if seq.phase is Phase.DECODE:
-                seq.draft = self._drafter(seq) if self._drafter is not None else []
+                seq.draft = self._draft(seq)
         self.counters.steps += 1
         return outputs
 
@@ -265,6 +267,11 @@ class Engine:
         deliver_step(outputs)
 
     # --- helpers ----------------------------------------------------------------------
+
+    def _draft(self, seq: Sequence) -> list[int]:
+        if self._drafter is not None:
+            return self._drafter(seq)
+        return seq.predictor.draft() if seq.predictor is not None else []
 
     def _count_computed(self, entry: Entry) -> None:
         seq = entry.seq

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from chatport.engine.constraint import Constraint, TriggerWatch
 from chatport.engine.output import OutputText
+from chatport.engine.prediction import Predictor
 from chatport.engine.sampler import SamplerState
 from chatport.protocol.backend import ChoiceDelta, FinishReason, TokenLogprob
 
@@ -58,6 +59,7 @@ class Sequence:
         self._watch = TriggerWatch(request.lazy_grammars) if request.lazy_grammars else None
         self._output = OutputText(request.stop, logprobs=request.params.logprobs)
         self._accepted = self.prompt_len  # tokens whose text went to the output
+        self.predictor = Predictor(request.prediction) if request.prediction else None
 
     @property
     def generated(self) -> int:
@@ -147,6 +149,9 @@ class Sequence:
         self.finish(reason)
         delta.finish_reason = reason
         delta.completion_tokens = self.generated
+        if self.predictor is not None:
+            delta.accepted_prediction_tokens = self.predictor.matched
+            delta.rejected_prediction_tokens = self.predictor.rejected
         return delta
 
     def finish(self, reason: FinishReason | None) -> None:

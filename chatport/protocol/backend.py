@@ -58,6 +58,8 @@ class GenerationRequest:
     # Control tokens whose text is part of the output (a format's call marker such as
     # Mistral's [TOOL_CALLS]); every other control token is invisible, as in llama.cpp.
     visible_control_tokens: frozenset[int] = frozenset()
+    # A predicted answer (predicted outputs): drafted from, verified, never forced.
+    prediction: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class ChoiceDelta:
     logprobs: list[TokenLogprob] | None = None
     finish_reason: FinishReason | None = None
     completion_tokens: int = 0  # set with finish_reason
+    accepted_prediction_tokens: int = 0  # set with finish_reason: prediction tokens the answer has
+    rejected_prediction_tokens: int = 0  # set with finish_reason: prediction tokens it has not
 
 
 class BackendFailure(Exception):

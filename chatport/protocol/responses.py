@@ -18,7 +18,14 @@ def random_id(prefix: str, length: int = 29) -> str:
     return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
 
 
-def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
+def usage(
+    prompt_tokens: int,
+    completion_tokens: int,
+    cached_tokens: int = 0,
+    *,
+    accepted_prediction: int = 0,
+    rejected_prediction: int = 0,
+) -> dict[str, Any]:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -27,8 +34,8 @@ def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) ->
         "completion_tokens_details": {
             "reasoning_tokens": 0,
             "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
+            "accepted_prediction_tokens": accepted_prediction,
+            "rejected_prediction_tokens": rejected_prediction,
         },
     }
 

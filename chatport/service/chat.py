@@ -72,7 +72,14 @@ class PreparedChat:
 
 
 def usage(choices: Choices, handle: GenerationHandle) -> dict[str, Any]:
-    return rs.usage(handle.prompt_tokens, choices.completion_tokens, handle.cached_tokens)
+    # Rejected prediction tokens count as completion tokens, as OpenAI bills them.
+    return rs.usage(
+        handle.prompt_tokens,
+        choices.completion_tokens + choices.rejected_prediction_tokens,
+        handle.cached_tokens,
+        accepted_prediction=choices.accepted_prediction_tokens,
+        rejected_prediction=choices.rejected_prediction_tokens,
+    )
 
 
 class ChatService:

@@ -16,7 +16,6 @@ LOGIT_BIAS_LIMIT = 100
 
 # Parameters whose feature has not landed, with the reason shown to the client.
 _NOT_YET = {
-    "prediction": "yet: predicted outputs are coming",
     "audio": "by the served models (text only)",
     "web_search_options": "by this server (no web access)",
     "moderation": "by this server",

@@ -57,6 +57,8 @@ class Choices:
         blocks = (*fmt.blocks, CUSTOM_BLOCK)
         self._choices = [_Choice(logprobs, CallParser(blocks) if active else None) for _ in range(n)]
         self.completion_tokens = 0
+        self.accepted_prediction_tokens = 0
+        self.rejected_prediction_tokens = 0
 
     @property
     def done(self) -> bool:
@@ -86,6 +88,8 @@ class Choices:
                 reason = "function_call" if self.legacy else "tool_calls"
             choice.finish = seen.finish_reason = reason
             self.completion_tokens += delta.completion_tokens
+            self.accepted_prediction_tokens += delta.accepted_prediction_tokens
+            self.rejected_prediction_tokens += delta.rejected_prediction_tokens
         return seen
 
     def _apply(self, choice: _Choice, seen: Visible, event: Event) -> None:

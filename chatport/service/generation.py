@@ -63,6 +63,7 @@ async def generation_for(
         vocab = model.backend.vocabulary
         visible = frozenset(vocab.special[m] for m in fmt.markers if m in vocab.control)
     prompt = await build_prompt(model.prompts, pool, *template_inputs(messages, tools, model))
+    prediction = await asyncio.get_running_loop().run_in_executor(pool, predicted_tokens, request, model)
     max_tokens = request.max_completion_tokens or request.max_tokens
     check_context(len(prompt), max_tokens, model.capabilities.context_length)
     generation = GenerationRequest(
@@ -76,8 +77,21 @@ async def generation_for(
         grammar=await _compile(model, grammar, grammar_error) if grammar else None,
         lazy_grammars=tuple([LazyGrammar(t, await _compile(model, g, tools_error)) for t, g in lazy]),
         visible_control_tokens=visible,
+        prediction=prediction,
     )
     return generation, tools
+
+
+def predicted_tokens(request: ChatCompletionRequest, model: ServedModel) -> tuple[int, ...]:
+    """The prediction as the model would write it (plain text: control tokens stay text).
+    No answer is longer than the context, so neither is a useful prediction."""
+    if request.prediction is None:
+        return ()
+    content = request.prediction.content
+    text = content if isinstance(content, str) else "".join(part.text for part in content)
+    limit = model.capabilities.context_length
+    text = text[: limit * model.backend.vocabulary.max_token_bytes]
+    return tuple(model.backend.tokenize(text, special=False)[:limit])
 
 
 def template_inputs(

@@ -78,7 +78,8 @@ BAD_BODIES = [
     (body(frobnicate=True), "frobnicate", "unknown_parameter"),
     (body(response_format={"type": "json_object"}), "messages", None),  # json mode needs the word json
     (body(modalities=["text", "audio"]), "modalities", "unsupported_parameter"),
-    (body(prediction={"type": "content", "content": "x"}), "prediction", "unsupported_parameter"),
+    (body(prediction={"type": "text", "content": "x"}), "prediction.type", "invalid_value"),
+    (body(prediction={"type": "content"}), "prediction.content", "missing_required_parameter"),
     (body(reasoning_effort="high"), "reasoning_effort", "unsupported_parameter"),
     (body(n=9), "n", "integer_above_max_value"),
 ]
