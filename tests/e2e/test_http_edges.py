@@ -143,24 +143,25 @@ def test_headers_sent_too_slowly_get_408(edge_server):
     assert time.monotonic() - started < 5
 
 
+JSON_POST = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+
+
+def exchange(port: int, data: bytes) -> bytes:
+    """Send raw bytes on a new connection; everything the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(data)
+        return _read_all(sock)
+
+
 def test_a_body_sent_too_slowly_gets_408(edge_server):
-    with socket.create_connection(("127.0.0.1", edge_server.port)) as sock:
-        sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 100\r\n\r\n{"
-        )
-        answer = _read_all(sock)
+    answer = exchange(edge_server.port, JSON_POST + b"Content-Length: 100\r\n\r\n{")
     assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer
     assert b"x-request-id" in answer
 
 
 def test_two_framings_for_one_body_are_refused_and_the_connection_closed(server):
-    with socket.create_connection(("127.0.0.1", server.port)) as sock:
-        sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-        )
-        answer = _read_all(sock)
+    smuggled = b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    answer = exchange(server.port, JSON_POST + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled)
     assert answer.startswith(b"HTTP/1.1 400") and b"connection: close" in answer.lower()
     assert answer.count(b"HTTP/1.1") == 1  # the smuggled second request was not answered
 

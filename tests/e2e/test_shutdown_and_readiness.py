@@ -19,12 +19,14 @@ STORY = [{"role": "user", "content": "Tell me a long story."}]
 
 def test_sigterm_drains_refuses_new_work_cuts_what_is_left_and_keeps_what_was_answered(tmp_path, eog_bias):
     store = f"sqlite:///{tmp_path}/drain.db"
-    srv = start_server(str(tmp_path), "--store", store, "--drain-seconds", "4")
+    # Margins, not timings: the short answers (40 tokens) need a small part of the drain even
+    # on a loaded machine, and the long stream (3,500 tokens) outlasts it even on a fast one.
+    srv = start_server(str(tmp_path), "--store", store, "--drain-seconds", "12", "--ctx-size", "4096")
     events: list[bytes] = []
     finished: dict[str, httpx.Response] = {}
 
     def long_stream() -> None:  # outlives the drain: cut, with an error event
-        body = {"model": MODEL, "messages": STORY, "max_tokens": 1800, "logit_bias": eog_bias, "stream": True, "store": True}
+        body = {"model": MODEL, "messages": STORY, "max_tokens": 3500, "logit_bias": eog_bias, "stream": True, "store": True}
         with httpx.stream("POST", srv.api + "/chat/completions", json=body, timeout=120) as r:
             events.extend(line.encode() for line in r.iter_lines() if line)
 
