@@ -14,6 +14,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from huggingface_hub import HFCacheInfo
 
 PREFIX = "hf:"
 _SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
@@ -144,12 +148,19 @@ def _reachable(endpoint: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def _cached_files(repo: str) -> list[str]:
-    from huggingface_hub import scan_cache_dir
+def _scan() -> HFCacheInfo | None:
+    """The Hugging Face cache, or None when there is none yet."""
+    from huggingface_hub import CacheNotFound, scan_cache_dir
 
     try:
-        cache = scan_cache_dir()
-    except Exception:  # no cache yet
+        return scan_cache_dir()
+    except CacheNotFound:
+        return None
+
+
+def _cached_files(repo: str) -> list[str]:
+    cache = _scan()
+    if cache is None:
         return []
     names: set[str] = set()
     for cached in cache.repos:
@@ -231,11 +242,8 @@ class CachedModel:
 
 def cached_models() -> list[CachedModel]:
     """GGUF models in the Hugging Face cache."""
-    from huggingface_hub import scan_cache_dir
-
-    try:
-        cache = scan_cache_dir()
-    except Exception:
+    cache = _scan()
+    if cache is None:
         return []
     out = []
     for cached in sorted(cache.repos, key=lambda r: r.repo_id):
@@ -254,11 +262,8 @@ def cached_models() -> list[CachedModel]:
 
 def remove(repo: str) -> int:
     """Deletes a repo's cached files; returns the bytes freed (0: nothing was cached)."""
-    from huggingface_hub import scan_cache_dir
-
-    try:
-        cache = scan_cache_dir()
-    except Exception:
+    cache = _scan()
+    if cache is None:
         return 0
     hashes = [rev.commit_hash for r in cache.repos if r.repo_id == repo for rev in r.revisions]
     if not hashes:

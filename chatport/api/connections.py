@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from chatport.protocol.errors import overloaded_error
+from chatport.protocol.errors import InvalidRequestError, overloaded_error
 
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 1024
@@ -76,13 +76,10 @@ class GuardedH11Protocol(H11Protocol):
         self._header_timer = None
         if self.transport.is_closing():
             return
-        body = {
-            "error": {
-                "message": f"The request headers were not received within {self.header_timeout:g} seconds.",
-                "type": "invalid_request_error",
-                "param": None,
-                "code": "request_timeout",
-            }
-        }
-        self.transport.write(_raw_response("408 Request Timeout", body))
+        error = InvalidRequestError(
+            f"The request headers were not received within {self.header_timeout:g} seconds.",
+            code="request_timeout",
+            status_code=408,
+        )
+        self.transport.write(_raw_response("408 Request Timeout", error.body()))
         self.transport.close()

@@ -71,8 +71,7 @@ def default_allowed_hosts(bind: str, extra: list[str]) -> frozenset[str] | None:
         return None
     if bind in ("0.0.0.0", "::", "") and not extra:
         return None
-    names = {"localhost", "127.0.0.1", "::1", host_name(bind) if not bind.startswith("[") else bind[1:-1]}
-    names.update(host_name(name) for name in extra)
-    names.discard("0.0.0.0")
-    names.discard("::")
+    names = {"localhost", "127.0.0.1", "::1", *(host_name(name) for name in extra)}
+    if bind not in ("0.0.0.0", "::", ""):
+        names.add(host_name(bind))
     return frozenset(names)

@@ -35,6 +35,7 @@ class DrainingServer(uvicorn.Server):
         self.drain_seconds = drain_seconds
         self._loop: asyncio.AbstractEventLoop | None = None
         self._draining = False
+        self._drain_task: asyncio.Future[None] | None = None  # kept so it is not collected mid-drain
 
     async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         self._loop = asyncio.get_running_loop()

@@ -106,15 +106,15 @@ async def _soak(server: RunningServer, model: str, minutes: float, result: SoakR
     deadline = began + minutes * 60
     workers = [asyncio.ensure_future(load.worker(deadline, seed)) for seed in range(WORKERS)]
     pid = server.process.pid
+
+    def sample() -> Sample:
+        return Sample(round(time.monotonic() - began, 1), load.requests, load.errors, round(_rss_mb(pid), 1), _open_files(pid))
+
     while time.monotonic() < deadline:
-        result.samples.append(
-            Sample(round(time.monotonic() - began, 1), load.requests, load.errors, round(_rss_mb(pid), 1), _open_files(pid))
-        )
+        result.samples.append(sample())
         await asyncio.sleep(min(SAMPLE_SECONDS, max(deadline - time.monotonic(), 0.1)))
     await asyncio.gather(*workers)
-    result.samples.append(
-        Sample(round(time.monotonic() - began, 1), load.requests, load.errors, round(_rss_mb(pid), 1), _open_files(pid))
-    )
+    result.samples.append(sample())
 
 
 def run_soak(command: str, model: str, model_path: str, minutes: float, out: str) -> SoakResult:

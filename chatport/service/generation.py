@@ -63,7 +63,9 @@ async def generation_for(
         vocab = model.backend.vocabulary
         visible = frozenset(vocab.special[m] for m in fmt.markers if m in vocab.control)
     prompt = await build_prompt(model.prompts, pool, *template_inputs(messages, tools, model))
-    prediction = await asyncio.get_running_loop().run_in_executor(pool, predicted_tokens, request, model)
+    prediction = (
+        await asyncio.get_running_loop().run_in_executor(pool, predicted_tokens, request, model) if request.prediction else ()
+    )
     max_tokens = request.max_completion_tokens or request.max_tokens
     check_context(len(prompt), max_tokens, model.capabilities.context_length)
     generation = GenerationRequest(
@@ -85,8 +87,7 @@ async def generation_for(
 def predicted_tokens(request: ChatCompletionRequest, model: ServedModel) -> tuple[int, ...]:
     """The prediction as the model would write it (plain text: control tokens stay text).
     No answer is longer than the context, so neither is a useful prediction."""
-    if request.prediction is None:
-        return ()
+    assert request.prediction is not None
     content = request.prediction.content
     text = content if isinstance(content, str) else "".join(part.text for part in content)
     limit = model.capabilities.context_length

@@ -134,14 +134,14 @@ def _headers(unit: str, limit: int, remaining: int, reset: float) -> dict[str, s
 
 
 def _limit_reached(project: str, what: str, limit: int, used: int, reset: float, kind: str) -> APIError:
-    error = rate_limit_error(
+    return APIError(
         f"Rate limit reached in project {project} on {what}: Limit {limit}, Used {used}, Requested 1. "
         f"Please try again in {duration(reset)}.",
         code="rate_limit_exceeded",
+        status_code=429,
+        error_type=kind,  # "requests" or "tokens", as OpenAI's 429s say
         retry_after=max(int(reset) + 1, 1),
     )
-    error.error_type = kind
-    return error
 
 
 def _cannot_count(exc: Exception) -> APIError:
