@@ -97,6 +97,20 @@ def serve(
     max_connections: Annotated[int, typer.Option(help="Open connections at once; more are answered 503.")] = 1024,
     header_timeout: Annotated[float, typer.Option(help="Seconds a client has to send a request's headers.")] = 10.0,
     body_timeout: Annotated[float, typer.Option(help="Seconds a client may pause while sending a body.")] = 30.0,
+    chat_template: Annotated[
+        list[str],
+        typer.Option(
+            "--chat-template",
+            help="A Jinja chat template file (or a tokenizer_config.json) used instead of the matching --model's own.",
+        ),
+    ] = [],
+    reasoning_format: Annotated[
+        str,
+        typer.Option(
+            help="How a thinking model's reasoning is returned: reasoning_content (as llama.cpp and DeepSeek do) "
+            "or none (counted in usage, its text not returned, as OpenAI does).",
+        ),
+    ] = "reasoning_content",
     drop_params: Annotated[
         list[str],
         typer.Option(
@@ -117,6 +131,8 @@ def serve(
     keys = api_key + [k for k in os.environ.get("CHATPORT_API_KEYS", "").split(",") if k.strip()]
     database = _database(store)
     dropped = _droppable(drop_params)
+    if reasoning_format not in ("reasoning_content", "none"):
+        raise typer.BadParameter("takes reasoning_content or none", param_hint="--reasoning-format")
     if not (keys or no_auth or _is_loopback(host)) and not _stored_keys_or_unknown(database):
         raise typer.BadParameter(
             f"{host} is reachable from other machines and no API key is configured: pass --api-key, create one with "
@@ -127,16 +143,21 @@ def serve(
         ctx_size=ctx_size, max_seqs=max_seqs, max_waiting=max_queue, queue_timeout=queue_timeout, threads=threads
     )
     registry = ModelRegistry()
-    for source in _sources(model, model_id):
+    sources = _sources(model, model_id)
+    templates = _chat_templates(chat_template, len(sources))
+    for source, template in zip(sources, templates, strict=True):
         with Progress(
             TextColumn("loading [bold]{task.description}"), BarColumn(), TaskProgressColumn(), console=console, transient=False
         ) as progress:
             task = progress.add_task(source.id, total=1.0)
-            served = load_model(source.path, source.id, config, progress=partial(_advance, progress, task))
+            served = load_model(
+                source.path, source.id, config, progress=partial(_advance, progress, task), chat_template=template
+            )
             progress.update(task, completed=1.0)
         registry.add(served)
         context = served.capabilities.context_length
-        console.print(f"serving [bold]{served.id}[/] from {source.path} (context {context} tokens, {max_seqs} sequences)")
+        thinks = ", thinks (reasoning_effort)" if served.reasoning is not None else ""
+        console.print(f"serving [bold]{served.id}[/] from {source.path} (context {context} tokens, {max_seqs} sequences{thinks})")
     for name, target in _aliases(alias):
         try:
             registry.alias(name, target)
@@ -155,6 +176,7 @@ def serve(
             cors_origins=cors_origin,
             body_timeout=body_timeout,
             drop_params=dropped,
+            show_reasoning=reasoning_format == "reasoning_content",
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--limits") from None
@@ -166,6 +188,19 @@ def serve(
         max_connections=max_connections,
         header_timeout=header_timeout,
     )
+
+
+def _chat_templates(paths: list[str], n_models: int) -> list[str | None]:
+    """Each --model's --chat-template (in order; the rest keep their own)."""
+    if len(paths) > n_models:
+        raise typer.BadParameter("more --chat-template than --model", param_hint="--chat-template")
+    from chatport.service.template import TemplateFileError, read_template_file
+
+    try:
+        loaded: list[str | None] = [read_template_file(p) for p in paths]
+    except TemplateFileError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--chat-template") from None
+    return loaded + [None] * (n_models - len(paths))
 
 
 def _droppable(values: list[str]) -> frozenset[str]:

@@ -23,8 +23,14 @@ from chatport.store.database import Database
 from chatport.store.keys import KeyStore
 
 
-def load_model(path: str, model_id: str, config: EngineConfig, progress: Callable[[float], None] | None = None) -> ServedModel:
-    return ServedModel.create(model_id, LlamaBackend(path, config, progress=progress))
+def load_model(
+    path: str,
+    model_id: str,
+    config: EngineConfig,
+    progress: Callable[[float], None] | None = None,
+    chat_template: str | None = None,
+) -> ServedModel:
+    return ServedModel.create(model_id, LlamaBackend(path, config, progress=progress), chat_template)
 
 
 def build_app(
@@ -39,11 +45,12 @@ def build_app(
     cors_origins: list[str] | None = None,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     drop_params: frozenset[str] = frozenset(),
+    show_reasoning: bool = True,
 ) -> FastAPI:
     stored = StoredCompletions(CompletionStore(database)) if database is not None else None
     services = Services(
         registry=registry,
-        chat=ChatService(registry, stored, drop=drop_params),
+        chat=ChatService(registry, stored, drop=drop_params, show_reasoning=show_reasoning),
         stored=stored,
         auth=Authenticator(
             api_keys, KeyStore(database) if database is not None else None, mode=AuthMode.OFF if no_auth else AuthMode.KEYS

@@ -294,6 +294,11 @@ class Engine:
         constrained = [s for s in seqs if s.constraint is not None]
         for seq in seqs:
             seq.sampler.allowed = None
+            forced = seq.forced_token
+            if forced is not None:
+                # One allowed token: the sampler picks it whatever the logits say.
+                seq.sampler.allowed = np.zeros(self.vocab.n_vocab, dtype=bool)
+                seq.sampler.allowed[forced] = True
         if constrained:
             masks = step_masks([_constraint(s) for s in constrained], self.vocab.n_vocab)
             for seq, mask in zip(constrained, masks, strict=True):

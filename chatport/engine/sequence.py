@@ -10,6 +10,7 @@ from chatport.engine.constraint import Constraint, TriggerWatch
 from chatport.engine.output import OutputText
 from chatport.engine.prediction import Predictor
 from chatport.engine.sampler import SamplerState
+from chatport.engine.thinking import ThinkTracker
 from chatport.protocol.backend import ChoiceDelta, FinishReason, TokenLogprob
 
 if TYPE_CHECKING:
@@ -49,7 +50,9 @@ class Sequence:
         self.num_computed = 0  # leading cells whose KV is in the slot
         self.phase = Phase.PREFILL if index == 0 else Phase.AWAIT_FORK
         self.sampler = SamplerState.create(request.params, index)
-        self.constraint = _clone(request.grammar)
+        self.think = ThinkTracker(request.thinking) if request.thinking is not None else None
+        # A grammar shapes the answer: after the think block, when there is one.
+        self.constraint = _clone(request.grammar) if self.think is None else None
         self.draft: list[int] = []  # proposed next tokens, verified by the next step
         self.finish_reason: FinishReason | None = None
         self._vocab = vocab
@@ -69,8 +72,16 @@ class Sequence:
     @property
     def accepts_drafts(self) -> bool:
         # A trigger is found in text, after sampling: tokens sampled past it in the same
-        # step would have escaped the grammar it switches on.
+        # step would have escaped the grammar it switches on. Likewise a think block's end
+        # and budget: drafts wait for the answer.
+        if self.think is not None and self.think.thinking:
+            return False
         return self._watch is None or self.constraint is not None
+
+    @property
+    def forced_token(self) -> int | None:
+        """The token this step must pick (a think block's tags), if any."""
+        return self.think.next_forced() if self.think is not None else None
 
     def position(self, cell: int) -> int:
         return self.prompt.position(cell)
@@ -92,6 +103,8 @@ class Sequence:
         """Take a sampled token into the sequence's state (tokens, penalties, grammar)."""
         self.tokens.append(token)
         self.sampler.record(token)
+        if self.think is not None:
+            self.think.took(token)
         if self.constraint is not None and not self._vocab.is_eog(token):
             self.constraint.advance(token)
 
@@ -120,7 +133,11 @@ class Sequence:
             return self._finish(delta, "stop", flush=True)
         piece = self._vocab.piece(token, special=token in self._visible)
         text, hit_stop = self._output.add(piece, logprob, delta)
-        if self._watch is not None and self.constraint is None and text:
+        if self.think is not None and self.think.thinking:
+            after = self.think.feed(text)
+            if after is not None:
+                self._answer_begins(after)
+        elif self._watch is not None and self.constraint is None and text:
             self._watch_for_trigger(text)
         if hit_stop:
             return self._finish(delta, "stop", flush=False)
@@ -130,25 +147,38 @@ class Sequence:
             return self._finish(delta, "length", flush=True)
         return delta if (delta.text or delta.logprobs) else None
 
+    def _answer_begins(self, after: str) -> None:
+        """The think block ended; ``after`` is text the same token wrote past its end."""
+        grammar = self.handle.request.grammar
+        if grammar is not None:
+            self.constraint = self._started(grammar, after)
+        elif self._watch is not None and after:
+            self._watch_for_trigger(after)
+
+    def _started(self, grammar: object, after: str) -> Constraint:
+        """A grammar switched on mid-output: text already written past its start is taken
+        into it before it picks the next token."""
+        constraint = _clone(grammar)
+        assert constraint is not None
+        for token in self._vocab.tokenize_text(after) if after else ():
+            constraint.advance(token)
+        return constraint
+
     def _watch_for_trigger(self, text: str) -> None:
         assert self._watch is not None
         hit = self._watch.feed(text)
         if hit is None:
             return
         lazy, after = hit
-        constraint = _clone(lazy.grammar)
-        assert constraint is not None
-        # Text the triggering token carried past the trigger is already output: the
-        # grammar has to account for it before it picks the next token.
-        for token in self._vocab.tokenize_text(after) if after else ():
-            constraint.advance(token)
-        self.constraint = constraint
+        self.constraint = self._started(lazy.grammar, after)
 
     def _finish(self, delta: ChoiceDelta, reason: FinishReason, *, flush: bool) -> ChoiceDelta:
         self._output.close(delta, flush=flush)
         self.finish(reason)
         delta.finish_reason = reason
         delta.completion_tokens = self.generated
+        if self.think is not None:
+            delta.reasoning_tokens = self.think.tokens
         if self.predictor is not None:
             delta.accepted_prediction_tokens = self.predictor.matched
             delta.rejected_prediction_tokens = self.predictor.rejected

@@ -45,6 +45,19 @@ class LazyGrammar:
 
 
 @dataclass(frozen=True)
+class Thinking:
+    """The answer opens with a think block (a reasoning model's): ``open_tokens`` are
+    forced first (none when the prompt already opened the block), the block ends where the
+    output writes ``end``, and once ``budget`` tokens have been spent inside it,
+    ``close_tokens`` are forced to end it. A grammar applies only after the block."""
+
+    end: str
+    close_tokens: tuple[int, ...]
+    open_tokens: tuple[int, ...] = ()
+    budget: int | None = None  # None: no limit but the answer's own
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     prompt: Prompt
     params: SamplingParams
@@ -53,13 +66,14 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     priority: int = 1  # 0 runs first, 2 last; FIFO within a priority
     cache_key: str | None = None
-    grammar: Grammar | None = None  # every choice follows it from the first token
+    grammar: Grammar | None = None  # every choice follows it from the first token of the answer
     lazy_grammars: tuple[LazyGrammar, ...] = ()  # the earliest trigger in the output wins
     # Control tokens whose text is part of the output (a format's call marker such as
     # Mistral's [TOOL_CALLS]); every other control token is invisible, as in llama.cpp.
     visible_control_tokens: frozenset[int] = frozenset()
     # A predicted answer (predicted outputs): drafted from, verified, never forced.
     prediction: tuple[int, ...] = ()
+    thinking: Thinking | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,7 @@ class ChoiceDelta:
     completion_tokens: int = 0  # set with finish_reason
     accepted_prediction_tokens: int = 0  # set with finish_reason: prediction tokens the answer has
     rejected_prediction_tokens: int = 0  # set with finish_reason: prediction tokens it has not
+    reasoning_tokens: int = 0  # set with finish_reason: tokens of the think block, its tags included
 
 
 class BackendFailure(Exception):

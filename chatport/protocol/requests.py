@@ -169,6 +169,8 @@ class AssistantMessage(_Nested):
     audio: AssistantAudioRef | None = None
     tool_calls: list[ToolCall] | None = None
     function_call: FunctionCallData | None = None
+    # An earlier answer's reasoning, as reasoning models return it (llama.cpp, DeepSeek).
+    reasoning_content: str | None = None
 
 
 class ToolMessage(_Nested):

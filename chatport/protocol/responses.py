@@ -25,6 +25,7 @@ def usage(
     *,
     accepted_prediction: int = 0,
     rejected_prediction: int = 0,
+    reasoning: int = 0,
 ) -> dict[str, Any]:
     return {
         "prompt_tokens": prompt_tokens,
@@ -32,7 +33,7 @@ def usage(
         "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning,
             "audio_tokens": 0,
             "accepted_prediction_tokens": accepted_prediction,
             "rejected_prediction_tokens": rejected_prediction,

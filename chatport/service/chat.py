@@ -50,9 +50,19 @@ class PreparedChat:
     created: int
     service_tier: str
     dropped: list[str]  # parameters accepted and ignored (--drop-params), said in a header
+    show_reasoning: bool = True  # a think block's text is returned as reasoning_content
 
     def choices(self) -> Choices:
-        return Choices(self.generation.n, logprobs=self.generation.params.logprobs, tools=self.tools, fmt=self.model.tool_format)
+        reasoning = self.model.reasoning
+        thinks = self.generation.thinking is not None and reasoning is not None
+        return Choices(
+            self.generation.n,
+            logprobs=self.generation.params.logprobs,
+            tools=self.tools,
+            fmt=self.model.tool_format,
+            think_tags=(reasoning.start, reasoning.end) if thinks and reasoning is not None else None,
+            show_reasoning=self.show_reasoning,
+        )
 
     @property
     def model_name(self) -> str:
@@ -79,6 +89,7 @@ def usage(choices: Choices, handle: GenerationHandle) -> dict[str, Any]:
         handle.cached_tokens,
         accepted_prediction=choices.accepted_prediction_tokens,
         rejected_prediction=choices.rejected_prediction_tokens,
+        reasoning=choices.reasoning_tokens,
     )
 
 
@@ -90,17 +101,29 @@ class ChatService:
         *,
         prompt_workers: int = 2,
         drop: frozenset[str] = frozenset(),
+        show_reasoning: bool = True,
     ) -> None:
+        """``show_reasoning`` False (--reasoning-format none): reasoning is counted in usage
+        but its text is not returned, as OpenAI's reasoning models do."""
         self.registry = registry
         self.stored = stored
         self.drop = drop
+        self.show_reasoning = show_reasoning
         # Rendering and tokenizing prompts: bounded, off the event loop, never blocking it.
         self.prompt_pool = ThreadPoolExecutor(max_workers=prompt_workers, thread_name_prefix="chatport-prompt")
 
     async def prepare(self, body: dict[str, Any]) -> PreparedChat:
-        request, dropped = drop_params(validate(ChatCompletionRequest, body), self.drop)
+        request = validate(ChatCompletionRequest, body)
         model = self.registry.resolve(request.model)
-        check_request(request, max_choices=model.capabilities.max_choices, max_messages=model.capabilities.context_length)
+        # A model that reasons takes reasoning_effort: dropped only where it would be refused.
+        drop = self.drop - {"reasoning_effort"} if model.reasoning is not None else self.drop
+        request, dropped = drop_params(request, drop)
+        check_request(
+            request,
+            max_choices=model.capabilities.max_choices,
+            max_messages=model.capabilities.context_length,
+            reasons=model.reasoning is not None,
+        )
         generation, tools = await generation_for(request, model, self.prompt_pool)
         return PreparedChat(
             request,
@@ -112,6 +135,7 @@ class ChatService:
             int(time.time()),
             service_tier(request),
             dropped,
+            self.show_reasoning,
         )
 
     async def start(self, chat: PreparedChat) -> GenerationHandle:
@@ -212,7 +236,10 @@ class ChunkWriter:
         if logprobs and not any(kind == "content" for kind, _ in pieces):
             pieces = [("content", ""), *pieces]
         for kind, piece in pieces:
-            if kind == "content":
+            if kind == "reasoning":
+                out += self._open(seen.index, None)
+                out.append(self.choice(seen.index, {"reasoning_content": piece}))
+            elif kind == "content":
                 out += self._open(seen.index, None)
                 out.append(self.choice(seen.index, {"content": piece}, logprobs=rs.choice_logprobs(logprobs)))
                 logprobs = [] if logprobs is not None else None

@@ -38,9 +38,10 @@ def drop_params(request: ChatCompletionRequest, names: frozenset[str]) -> tuple[
     return request.model_copy(update=dict.fromkeys(given)), given
 
 
-def check_request(request: ChatCompletionRequest, *, max_choices: int, max_messages: int) -> None:
+def check_request(request: ChatCompletionRequest, *, max_choices: int, max_messages: int, reasons: bool = False) -> None:
+    """``reasons``: the model's chat template can think (it takes reasoning_effort)."""
     for name, detail in _NOT_YET.items():
-        if getattr(request, name) is not None:
+        if getattr(request, name) is not None and not (reasons and name == "reasoning_effort"):
             raise unsupported_parameter(name, detail)
     if request.modalities and "audio" in request.modalities:
         raise unsupported_parameter("modalities", "by the served models: only 'text' output is available")

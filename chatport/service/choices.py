@@ -1,6 +1,7 @@
-"""What each choice has produced so far, as the client sees it: content, tool calls (begun
-as soon as their name is written, their arguments growing as they are generated),
-logprobs of content tokens, and finish reasons; step by step and as the final message."""
+"""What each choice has produced so far, as the client sees it: reasoning (a thinking
+model's think block, apart from the content), content, tool calls (begun as soon as their
+name is written, their arguments growing as they are generated), logprobs of content
+tokens, and finish reasons; step by step and as the final message."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from chatport.protocol import responses as rs
 from chatport.protocol.backend import ChoiceDelta, TokenLogprob
+from chatport.service.reasoning import ReasoningSplitter
 from chatport.service.tools import ToolCallFormat
 from chatport.service.tools.format import CUSTOM_BLOCK
 from chatport.service.tools.parser import CallArguments, CallParser, CallStart, Content, Event
@@ -18,8 +20,9 @@ from chatport.service.tools.plan import ToolPlan
 
 @dataclass
 class Visible:
-    """What one backend delta means for one choice: in order, content pieces and the
-    stream deltas of calls (``("content", text)`` or ``("call", delta)``)."""
+    """What one backend delta means for one choice: in order, reasoning and content pieces
+    and the stream deltas of calls (``("reasoning", text)``, ``("content", text)`` or
+    ``("call", delta)``)."""
 
     index: int
     pieces: list[tuple[str, Any]] = field(default_factory=list)
@@ -28,8 +31,11 @@ class Visible:
 
 
 class _Choice:
-    def __init__(self, logprobs: bool, parser: CallParser | None) -> None:
+    def __init__(self, logprobs: bool, parser: CallParser | None, splitter: ReasoningSplitter | None) -> None:
         self.text = ""
+        self.reasoning = ""
+        self.splitter = splitter
+        self.content_fed = 0  # characters of content (output past the think block) seen
         self.calls: list[dict[str, Any]] = []
         self.logprobs: list[TokenLogprob] | None = [] if logprobs else None
         self.finish: str | None = None
@@ -50,13 +56,33 @@ class _Choice:
 
 
 class Choices:
-    def __init__(self, n: int, *, logprobs: bool, tools: ToolPlan | None, fmt: ToolCallFormat) -> None:
+    def __init__(
+        self,
+        n: int,
+        *,
+        logprobs: bool,
+        tools: ToolPlan | None,
+        fmt: ToolCallFormat,
+        think_tags: tuple[str, str] | None = None,
+        show_reasoning: bool = True,
+    ) -> None:
+        """``think_tags``: the answers open with a think block with these tags;
+        ``show_reasoning``: return its text as ``reasoning_content`` (else only count it)."""
         self.n = n
         self.legacy = bool(tools and tools.legacy)
+        self.show_reasoning = show_reasoning and think_tags is not None
         active = tools is not None and tools.active
         blocks = (*fmt.blocks, CUSTOM_BLOCK)
-        self._choices = [_Choice(logprobs, CallParser(blocks) if active else None) for _ in range(n)]
+        self._choices = [
+            _Choice(
+                logprobs,
+                CallParser(blocks) if active else None,
+                ReasoningSplitter(*think_tags) if think_tags is not None else None,
+            )
+            for _ in range(n)
+        ]
         self.completion_tokens = 0
+        self.reasoning_tokens = 0
         self.accepted_prediction_tokens = 0
         self.rejected_prediction_tokens = 0
 
@@ -67,14 +93,13 @@ class Choices:
     def add(self, delta: ChoiceDelta) -> Visible:
         choice = self._choices[delta.index]
         seen = Visible(delta.index)
-        if choice.parser is None:
+        if choice.parser is None and choice.splitter is None:
             events: list[Event] = [Content(delta.text, choice.fed)] if delta.text else []
             seen.logprobs = delta.logprobs
         else:
+            # Logprobs go out with the content their tokens wrote, found by output offset.
             choice.pending.append((choice.fed, choice.fed + len(delta.text), delta.logprobs or []))
-            events = choice.parser.feed(delta.text)
-            if delta.finish_reason:
-                events += choice.parser.finish()
+            events = self._content_events(choice, seen, delta)
             if delta.logprobs is not None:
                 seen.logprobs = []
         choice.fed += len(delta.text)
@@ -88,15 +113,38 @@ class Choices:
                 reason = "function_call" if self.legacy else "tool_calls"
             choice.finish = seen.finish_reason = reason
             self.completion_tokens += delta.completion_tokens
+            self.reasoning_tokens += delta.reasoning_tokens
             self.accepted_prediction_tokens += delta.accepted_prediction_tokens
             self.rejected_prediction_tokens += delta.rejected_prediction_tokens
         return seen
+
+    def _content_events(self, choice: _Choice, seen: Visible, delta: ChoiceDelta) -> list[Event]:
+        """The delta's reasoning goes to ``seen``; its content becomes events (calls and
+        plain content, with offsets into the whole output)."""
+        pieces = [("content", delta.text)]
+        if choice.splitter is not None:
+            pieces = choice.splitter.feed(delta.text) + (choice.splitter.finish() if delta.finish_reason else [])
+        events: list[Event] = []
+        for kind, text in pieces:
+            if kind == "reasoning":
+                choice.reasoning += text
+                if self.show_reasoning:
+                    seen.pieces.append(("reasoning", text))
+                continue
+            start = choice.content_fed
+            choice.content_fed += len(text)
+            events += choice.parser.feed(text) if choice.parser is not None else [Content(text, start)]
+        if choice.parser is not None and delta.finish_reason:
+            events += choice.parser.finish()
+        # Content offsets count from the answer's start; pending logprobs, from the output's.
+        shift = (choice.splitter.content_start or 0) if choice.splitter is not None else 0
+        return [Content(e.text, e.start + shift) if isinstance(e, Content) else e for e in events]
 
     def _apply(self, choice: _Choice, seen: Visible, event: Event) -> None:
         if isinstance(event, Content):
             choice.text += event.text
             seen.pieces.append(("content", event.text))
-            if choice.parser is not None and seen.logprobs is not None:
+            if seen.logprobs is not None and (choice.parser is not None or choice.splitter is not None):
                 seen.logprobs += choice.logprobs_for(event.start, event.start + len(event.text))
         elif isinstance(event, CallStart):
             kind = "custom" if event.custom else "function"
@@ -127,9 +175,11 @@ class Choices:
 
     def message(self, i: int) -> dict[str, Any]:
         choice = self._choices[i]
+        message = rs.assistant_message(choice.text or None if choice.calls else choice.text)
+        if self.show_reasoning:
+            message["reasoning_content"] = choice.reasoning
         if not choice.calls:
-            return rs.assistant_message(choice.text)
-        message = rs.assistant_message(choice.text or None)
+            return message
         if self.legacy:
             message["function_call"] = dict(choice.calls[0]["function"])
         else:

@@ -13,7 +13,7 @@ from chatport.protocol.errors import InvalidRequestError, context_length_exceede
 from chatport.protocol.requests import ChatCompletionRequest
 from chatport.service.messages import to_template_messages
 from chatport.service.models import ServedModel
-from chatport.service.prompt import build_prompt
+from chatport.service.prompt import NO_REASONING, build_prompt
 from chatport.service.structured import grammar_for, schema_error
 from chatport.service.tools import add_tool_notes
 from chatport.service.tools.grammar import tool_grammars
@@ -47,7 +47,8 @@ def service_tier(request: ChatCompletionRequest) -> str:
 async def generation_for(
     request: ChatCompletionRequest, model: ServedModel, pool: ThreadPoolExecutor
 ) -> tuple[GenerationRequest, ToolPlan | None]:
-    messages = to_template_messages(request.messages, model=model.id, template=model.template)
+    messages = to_template_messages(request.messages, model=model.id, template=model.template, reasoning=model.reasoning)
+    reasoning = model.reasoning.plan(request.reasoning_effort, model.backend) if model.reasoning else NO_REASONING
     grammar = grammar_for(request, messages)
     grammar_error = schema_error(request)
     tools = plan_tools(request)
@@ -62,7 +63,12 @@ async def generation_for(
             lazy = []  # a structured answer and its grammar win over optional calls
         vocab = model.backend.vocabulary
         visible = frozenset(vocab.special[m] for m in fmt.markers if m in vocab.control)
-    prompt = await build_prompt(model.prompts, pool, *template_inputs(messages, tools, model))
+    if reasoning.thinking is not None and model.reasoning is not None:
+        # The block's end is found in the output text, so its tags are written out.
+        vocab = model.backend.vocabulary
+        tags = (model.reasoning.start, model.reasoning.end)
+        visible |= frozenset(vocab.special[t] for t in tags if t in vocab.control)
+    prompt = await build_prompt(model.prompts, pool, *template_inputs(messages, tools, model), reasoning)
     prediction = (
         await asyncio.get_running_loop().run_in_executor(pool, predicted_tokens, request, model) if request.prediction else ()
     )
@@ -80,6 +86,7 @@ async def generation_for(
         lazy_grammars=tuple([LazyGrammar(t, await _compile(model, g, tools_error)) for t, g in lazy]),
         visible_control_tokens=visible,
         prediction=prediction,
+        thinking=reasoning.thinking,
     )
     return generation, tools
 

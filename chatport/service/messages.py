@@ -10,6 +10,7 @@ from typing import Any
 
 from chatport.protocol import requests as rq
 from chatport.protocol.errors import InvalidRequestError
+from chatport.service.reasoning import ReasoningTemplate, split_history
 from chatport.service.template import ChatTemplate
 
 _PART_NAMES = {"image_url": "image", "input_audio": "audio", "file": "file"}
@@ -59,10 +60,15 @@ def _calls_of(message: rq.AssistantMessage) -> list[dict[str, Any]]:
     return calls
 
 
-def to_template_messages(messages: list[Any], *, model: str, template: ChatTemplate) -> list[dict[str, Any]]:
+def to_template_messages(
+    messages: list[Any], *, model: str, template: ChatTemplate, reasoning: ReasoningTemplate | None = None
+) -> list[dict[str, Any]]:
     """The messages as plain dicts. ``name`` goes to templates that render it; for those
     that do not, it is written before the content as ``name: content``. An assistant's
-    ``refusal`` is what it said when it has no content."""
+    ``refusal`` is what it said when it has no content. For a template that thinks, an
+    assistant's reasoning (``reasoning_content``, or a think block sent back in its
+    content) goes to the template as ``reasoning_content``, which templates drop from
+    earlier turns (Qwen3 keeps it only within the current turn's tool calls)."""
     out: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
         role = message.role
@@ -79,6 +85,10 @@ def to_template_messages(messages: list[Any], *, model: str, template: ChatTempl
                 entry["content"] = message.refusal
             if calls := _calls_of(message):
                 entry["tool_calls"] = calls
+            if reasoning is not None:
+                thought, entry["content"] = split_history(entry["content"], reasoning.start, reasoning.end)
+                if message.reasoning_content is not None or thought is not None:
+                    entry["reasoning_content"] = message.reasoning_content or thought
         elif isinstance(message, rq.ToolMessage):
             entry["tool_call_id"] = message.tool_call_id
         elif isinstance(message, rq.FunctionMessage):

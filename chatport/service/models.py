@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from chatport.protocol.backend import Backend, ModelCapabilities
 from chatport.protocol.errors import model_not_found
 from chatport.service.prompt import PromptBuilder
+from chatport.service.reasoning import ReasoningTemplate
 from chatport.service.template import CHATML, ChatTemplate
 from chatport.service.tools import ToolCallFormat, format_for
 
@@ -20,14 +21,23 @@ class ServedModel:
     template: ChatTemplate
     tool_format: ToolCallFormat
     prompts: PromptBuilder
+    reasoning: ReasoningTemplate | None = None  # None: the template cannot think
     owned_by: str = "chatport"
 
     @classmethod
-    def create(cls, model_id: str, backend: Backend) -> ServedModel:
-        source = backend.capabilities.chat_template
+    def create(cls, model_id: str, backend: Backend, chat_template: str | None = None) -> ServedModel:
+        """``chat_template``: used instead of the one the model ships (--chat-template)."""
+        source = chat_template or backend.capabilities.chat_template
         vocab = backend.vocabulary
         template = ChatTemplate(source or CHATML, bos_token=vocab.bos_text, eos_token=vocab.eos_text)
-        return cls(model_id, backend, template, format_for(source), PromptBuilder(backend, template))
+        return cls(
+            model_id,
+            backend,
+            template,
+            format_for(source),
+            PromptBuilder(backend, template),
+            ReasoningTemplate.detect(template),
+        )
 
     @property
     def capabilities(self) -> ModelCapabilities:

@@ -30,12 +30,14 @@ import ahocorasick
 from chatport.protocol.backend import Backend
 from chatport.protocol.errors import InvalidRequestError
 from chatport.protocol.prompt import Prompt
+from chatport.service.reasoning import ReasoningPlan
 from chatport.service.template import ChatTemplate
 
 # Private-use characters: a sentinel is OPEN + index + CLOSE. Client text holding either
 # character gets it swapped too, so no client can write a sentinel of its own.
 _OPEN, _CLOSE = "\ue000", "\ue001"
 _SENTINEL = re.compile(f"{_OPEN}([0-9]+){_CLOSE}")
+NO_REASONING = ReasoningPlan()
 
 
 class PromptCancelled(Exception):
@@ -56,10 +58,18 @@ class PromptBuilder:
         self._max_token_bytes = vocab.max_token_bytes
         self._context = backend.capabilities.context_length
 
-    def build(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, stop: threading.Event) -> Prompt:
-        """Blocking: call it in a worker thread. ``stop`` set: the client has gone."""
+    def build(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        stop: threading.Event,
+        reasoning: ReasoningPlan = NO_REASONING,
+    ) -> Prompt:
+        """Blocking: call it in a worker thread. ``stop`` set: the client has gone.
+        ``reasoning``: the template's thinking switch and markup that ends the prompt."""
         guard = _Guard(self._control)
-        text = self._template.render(guard.walk(messages), tools=guard.walk(tools) if tools is not None else None)
+        tool_data = guard.walk(tools) if tools is not None else None
+        text = self._template.render(guard.walk(messages), tools=tool_data, variables=reasoning.variables) + reasoning.suffix
         self._check_fits(text)
         tokens = self._tokenize(text, guard.originals, stop)
         if self._bos >= 0 and (not tokens or tokens[0] != self._bos):
@@ -142,11 +152,15 @@ def _automaton(words: Iterable[str]) -> Any:
 
 
 async def build_prompt(
-    builder: PromptBuilder, pool: ThreadPoolExecutor, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    builder: PromptBuilder,
+    pool: ThreadPoolExecutor,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    reasoning: ReasoningPlan = NO_REASONING,
 ) -> Prompt:
     """Build in ``pool``; if the caller is cancelled (its client left), the work stops."""
     stop = threading.Event()
-    job = pool.submit(builder.build, messages, tools, stop)
+    job = pool.submit(builder.build, messages, tools, stop, reasoning)
     try:
         return await asyncio.wrap_future(job)
     except asyncio.CancelledError:

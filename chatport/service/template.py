@@ -6,6 +6,7 @@ does: a sandboxed Jinja2 environment with ``raise_exception``, ``tojson`` and
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from typing import Any
 
@@ -46,10 +47,17 @@ class ChatTemplate:
         self.renders_names = self._renders_names()
 
     def render(
-        self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, add_generation_prompt: bool = True
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+        variables: dict[str, Any] | None = None,
     ) -> str:
+        """``variables``: the template's own switches (``enable_thinking``)."""
         try:
             return self._template.render(
+                **(variables or {}),
                 messages=messages,
                 tools=tools,
                 add_generation_prompt=add_generation_prompt,
@@ -74,3 +82,34 @@ CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] "
     "+ '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
+
+
+class TemplateFileError(Exception):
+    pass
+
+
+def read_template_file(path: str) -> str:
+    """A chat template from a file: Jinja text, or a ``tokenizer_config.json`` whose
+    ``chat_template`` is a string or a list of named templates (``default`` is taken)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise TemplateFileError(f"cannot read {path}: {exc.strerror}") from None
+    if os.path.splitext(path)[1] != ".json":
+        source = text
+    else:
+        try:
+            value = json.loads(text).get("chat_template")
+        except (ValueError, AttributeError):
+            raise TemplateFileError(f"{path} is not a JSON object") from None
+        if isinstance(value, list):
+            value = next((t.get("template") for t in value if isinstance(t, dict) and t.get("name") == "default"), None)
+        if not isinstance(value, str):
+            raise TemplateFileError(f"{path} holds no chat_template string")
+        source = value
+    try:
+        ChatTemplate(source)
+    except jinja2.TemplateError as exc:
+        raise TemplateFileError(f"{path} is not a valid Jinja template: {exc}") from None
+    return source

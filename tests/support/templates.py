@@ -41,3 +41,22 @@ def family_template(family: str) -> FamilyTemplate:
         config = json.load(f)
     added = {t["content"]: bool(t.get("special")) for t in config.get("added_tokens_decoder", {}).values()}
     return FamilyTemplate(family, config["chat_template"], _text(config.get("bos_token")), _text(config.get("eos_token")), added)
+
+
+# Templates no npm package carries, read from the trl wheel's files (installed without its
+# dependencies by tests/requirements-templates.txt; nothing of trl is imported).
+TRL_TEMPLATES = {
+    "deepseek-r1": "trl/chat_templates/deepseekv3.jinja",  # DeepSeek-R1's own (the V3 architecture)
+    "deepseek-r1-distill": "trl/chat_templates/deepseek_r1_distill.jinja",
+}
+DEEPSEEK_BOS = "<｜begin▁of▁sentence｜>"
+
+
+def trl_template(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        path = distribution("trl").locate_file(TRL_TEMPLATES[name])
+    except PackageNotFoundError:
+        pytest.fail("run `pip install --no-deps -r tests/requirements-templates.txt` first (the README's test command does)")
+    return open(str(path), encoding="utf-8").read()

@@ -98,3 +98,61 @@ def test_mistral_calls_in_one_array():
     choices, seen = run(output, [13, 40, 77], fmt=MistralFormat())
     assert accumulate(seen)[1] == [("get_weather", '{"location": "Rome"}'), ("get_weather", '{"location": "Paris"}')]
     assert choices.message(0)["content"] is None
+
+
+# --- a thinking model's answers -----------------------------------------------------------
+
+THOUGHT = '<think>\nThe user wants the weather.\n</think>\n\nLet me look.\n<tool_call>\n{"name": "get_weather", "arguments": {"location": "Rome", "unit": "celsius"}}\n</tool_call>'
+
+
+def run_thinking(output: str, cuts: list[int], *, with_tools: bool, show: bool = True):
+    choices = Choices(
+        1,
+        logprobs=True,
+        tools=tools() if with_tools else None,
+        fmt=GenericFormat(),
+        think_tags=("<think>", "</think>"),
+        show_reasoning=show,
+    )
+    bounds = [0, *cuts, len(output)]
+    seen = []
+    for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        last = k == len(bounds) - 2
+        lp = [TokenLogprob(output[lo:hi], list(output[lo:hi].encode()), -1.0)]
+        seen.append(
+            choices.add(
+                ChoiceDelta(0, output[lo:hi], lp, "stop" if last else None, 9 if last else 0, reasoning_tokens=5 if last else 0)
+            )
+        )
+    return choices, seen
+
+
+@pytest.mark.parametrize("cuts", [[], [3], [9, 30, 40], list(range(1, len(THOUGHT), 7)), list(range(1, len(THOUGHT)))])
+def test_reasoning_is_apart_from_content_and_calls_however_the_output_is_cut(cuts):
+    choices, seen = run_thinking(THOUGHT, cuts, with_tools=True)
+    message = choices.message(0)
+    assert message["reasoning_content"] == "The user wants the weather."
+    assert message["content"] == "Let me look."
+    assert message["tool_calls"][0]["function"]["name"] == "get_weather"
+    streamed = "".join(p for v in seen for k, p in v.pieces if k == "reasoning")
+    assert streamed == message["reasoning_content"]
+    assert choices.reasoning_tokens == 5
+    # Logprobs of content only: none of the tokens that wrote only the think block or a call
+    # (a token that wrote both goes with the content).
+    logprobs = "".join(lp.token for v in seen for lp in v.logprobs or [])
+    if cuts == list(range(1, len(THOUGHT))):  # one character per token
+        assert logprobs == "Let me look."
+
+
+def test_without_tools_the_answer_after_the_block_is_the_content():
+    choices, _ = run_thinking("<think>hm</think>\n\nIt is 4.", [5, 12], with_tools=False)
+    message = choices.message(0)
+    assert (message["reasoning_content"], message["content"]) == ("hm", "It is 4.")
+
+
+def test_reasoning_format_none_counts_reasoning_but_returns_no_text():
+    choices, seen = run_thinking("<think>hm</think>It is 4.", [4], with_tools=False, show=False)
+    message = choices.message(0)
+    assert "reasoning_content" not in message and message["content"] == "It is 4."
+    assert not any(k == "reasoning" for v in seen for k, _ in v.pieces)
+    assert choices.reasoning_tokens == 5

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 
+import llguidance as llg
 import pytest
 
+from chatport.engine.constraint import Constraint
 from chatport.engine.engine import Engine
 from chatport.engine.handle import RequestHandle
 from chatport.engine.sequence import Sequence
-from chatport.protocol.backend import ChoiceDelta, GenerationRequest, SamplingParams
+from chatport.protocol.backend import ChoiceDelta, GenerationRequest, SamplingParams, Thinking
 from chatport.protocol.prompt import MediaChunk, Prompt
-from tests.support.bytes_vocab import ByteVocab, tokens
+from tests.support.bytes_vocab import ByteVocab, lltokenizer, tokens
 from tests.support.fake_context import FakeContext, next_token
 
 GREEDY = SamplingParams(temperature=0.0)
@@ -235,3 +237,55 @@ async def test_abort_all_fails_running_and_waiting_requests_and_frees_their_slot
     assert not any(s.busy for s in engine.scheduler.slots)
     (after,) = await run(engine, request("say: x"))  # and it serves on
     assert text_of(after) == "yz"
+
+
+# --- think blocks -------------------------------------------------------------------------
+
+
+def thinking(budget: int | None, *, opened: bool = False) -> Thinking:
+    return Thinking(
+        end="</think>",
+        close_tokens=tuple(tokens("\n</think>")),
+        open_tokens=() if opened else tuple(tokens("<think>\n")),
+        budget=budget,
+    )
+
+
+async def test_a_think_block_is_opened_then_closed_when_its_budget_is_spent():
+    engine, _ = make_engine()
+    (deltas,) = await run(engine, request("say: x", thinking=thinking(10)))
+    # Forced "<think>\n" (8 tokens), two of the model's own ("ab": the fake logits count up
+    # from "\n" -> "a"), then the forced end; the answer follows the model's logits again.
+    assert text_of(deltas) == "<think>\nab\n</think>abcdefghijklmnopqrstuvwxyz"
+    end = deltas[-1]
+    assert end.finish_reason == "stop"
+    assert end.reasoning_tokens == len("<think>\nab\n</think>")
+    assert end.completion_tokens == len("<think>\nab\n</think>abcdefghijklmnopqrstuvwxyz") + 1  # and the end token
+
+
+async def test_a_block_the_prompt_opened_is_not_opened_again():
+    engine, _ = make_engine()
+    # No budget: the fake model writes "xyz" and ends inside the block.
+    (deltas,) = await run(engine, request("say: w", thinking=thinking(None, opened=True)))
+    assert text_of(deltas) == "xyz"
+    assert deltas[-1].reasoning_tokens == 3  # the block never closed: every token but the end was reasoning
+
+
+async def test_a_grammar_shapes_only_the_answer_after_the_block():
+    engine, _ = make_engine()
+    grammar = Constraint(lltokenizer(), llg.LLMatcher.grammar_from_regex("[0-9]{3}"))
+    (deltas,) = await run(engine, request("say: x", grammar=grammar, thinking=thinking(9)))
+    text = text_of(deltas)
+    reasoning, answer = text.split("</think>")
+    assert reasoning == "<think>\na\n"  # free (a letter no grammar of digits allows), then closed
+    assert len(answer) == 3 and answer.isdigit()
+    assert deltas[-1].reasoning_tokens == len("<think>\na\n</think>")
+
+
+async def test_no_drafts_are_verified_inside_the_block():
+    def drafter(seq: Sequence) -> list[int]:
+        return tokens("bcd")  # right after "a", and past the budget: never to be verified there
+
+    engine, _ = make_engine(drafter=drafter)
+    (deltas,) = await run(engine, request("say: x", thinking=thinking(10)))
+    assert text_of(deltas) == "<think>\nab\n</think>abcdefghijklmnopqrstuvwxyz"

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from chatport.protocol.errors import InvalidRequestError
@@ -74,3 +76,27 @@ def test_tools_bos_and_tojson_are_available():
 
 def test_chatml_fallback():
     assert ChatTemplate(CHATML).render([{"role": "user", "content": "x"}]).endswith("<|im_start|>assistant\n")
+
+
+def test_a_template_file_is_jinja_text_or_a_tokenizer_config(tmp_path):
+    from chatport.service.template import TemplateFileError, read_template_file
+
+    jinja = tmp_path / "t.jinja"
+    jinja.write_text(CHATML)
+    assert read_template_file(str(jinja)) == CHATML
+    config = tmp_path / "tokenizer_config.json"
+    config.write_text(
+        json.dumps({"chat_template": [{"name": "tool_use", "template": "x"}, {"name": "default", "template": CHATML}]})
+    )
+    assert read_template_file(str(config)) == CHATML
+    for name, text, message in [
+        ("none.json", json.dumps({"bos_token": "<s>"}), "holds no chat_template string"),
+        ("list.json", "[1, 2]", "is not a JSON object"),
+        ("broken.jinja", "{% for m in messages %}", "is not a valid Jinja template"),
+    ]:
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(TemplateFileError, match=message):
+            read_template_file(str(path))
+    with pytest.raises(TemplateFileError, match="cannot read"):
+        read_template_file(str(tmp_path / "missing.jinja"))
