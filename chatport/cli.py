@@ -405,7 +405,19 @@ def bench(
     concurrency: Annotated[str, typer.Option(help="Comma-separated concurrent stream counts.")] = "1,4,16",
     requests: Annotated[int, typer.Option(help="Requests per concurrency level (at least the level).")] = 32,
     max_tokens: Annotated[int, typer.Option(help="Tokens generated per request (end-of-turn is banned).")] = 128,
-    compare: Annotated[bool, typer.Option(help="Also start llama-cpp-python's server on the same GGUF.")] = False,
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            help="Peers to start on the same GGUF and drive in alternating rounds, comma-separated: llama-server "
+            "(needs --peer-bin), llama-cpp-python."
+        ),
+    ] = None,
+    peer_bin: Annotated[
+        str | None, typer.Option(help="The llama-server binary for --compare llama-server (scripts/build-llama-server).")
+    ] = None,
+    rounds: Annotated[
+        int | None, typer.Option(help="Rounds over every server and level; medians are reported (default 3 with peers, else 1).")
+    ] = None,
     raw: Annotated[bool, typer.Option(help="Also run the bare llama_decode greedy loop.")] = False,
     prefix: Annotated[bool, typer.Option(help="Also time a repeated 1,000-token shared system prompt.")] = True,
     constrained: Annotated[bool, typer.Option(help="Also run the top concurrency under a JSON schema.")] = False,
@@ -448,6 +460,17 @@ def bench(
         return
 
     levels = [int(c) for c in concurrency.split(",") if c.strip()]
+    peers = [p.strip() for p in (compare or "").split(",") if p.strip()]
+    unknown = set(peers) - {"llama-server", "llama-cpp-python"}
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown peer {', '.join(sorted(unknown))}: llama-server, llama-cpp-python", param_hint="--compare"
+        )
+    if "llama-server" in peers and not (peer_bin and os.access(peer_bin, os.X_OK)):
+        raise typer.BadParameter(
+            "--compare llama-server needs --peer-bin PATH, an executable llama-server (build one: scripts/build-llama-server)",
+            param_hint="--peer-bin",
+        )
     opts = BenchOptions(
         base_url=base_url,
         model=model,
@@ -455,7 +478,9 @@ def bench(
         concurrency=levels,
         requests=requests,
         max_tokens=max_tokens,
-        compare=compare,
+        peers=peers,
+        peer_bin=peer_bin,
+        rounds=rounds if rounds is not None else (3 if peers else 1),
         raw=raw,
         prefix=prefix,
         out=out,

@@ -38,6 +38,9 @@ def level_rows(levels: list[LevelResult]) -> list[dict[str, Any]]:
 def markdown(results: dict[str, Any]) -> str:
     lines = [f"Command: `{results['command']}`", ""]
     rows = results.get("levels", [])
+    n_rounds = max((r.get("rounds", 1) for r in rows), default=1)
+    if n_rounds > 1:
+        lines += [f"Medians of {n_rounds} rounds; servers took turns at each level, in reversed order every other round.", ""]
     if rows:
         lines += [
             "| server | concurrency | requests | output tok/s | TTFT p50 ms | TTFT p95 ms | ITL p50 ms | ITL p95 ms | Python share of step | errors |",

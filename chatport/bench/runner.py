@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from chatport.bench import report
 from chatport.bench.load import LevelResult, run_level, shared_prefix_ttft
-from chatport.bench.servers import RunningServer, start_chatport, start_llama_cpp_server
+from chatport.bench.servers import RunningServer, start_chatport, start_llama_cpp_server, start_llama_server
 
 console = Console(stderr=True)
 
@@ -27,12 +28,14 @@ class BenchOptions:
     concurrency: list[int]
     requests: int
     max_tokens: int
-    compare: bool
     raw: bool
     prefix: bool
     out: str
     ctx_size: int
     constrained: bool = False
+    peers: list[str] = field(default_factory=list)  # llama-server, llama-cpp-python
+    peer_bin: str | None = None
+    rounds: int = 1
 
 
 def _engine_seconds(base_url: str) -> tuple[float, float] | None:
@@ -83,8 +86,20 @@ async def _measured_level(
     return level
 
 
-async def _levels(name: str, url: str, opts: BenchOptions, bias: dict[str, int], progress: Progress) -> list[LevelResult]:
-    return [await _measured_level(name, url, opts, c, {"logit_bias": bias}, progress) for c in opts.concurrency]
+async def _rounds(
+    targets: list[tuple[str, str]], opts: BenchOptions, bias: dict[str, int], progress: Progress
+) -> list[LevelResult]:
+    """Every server at every level, round after round. Servers take turns at each level,
+    in reversed order every other round (A B, B A, A B...), so drift on a shared machine
+    (another process, heat, the page cache) falls on every server alike."""
+    levels = []
+    for number in range(1, opts.rounds + 1):
+        for concurrency in opts.concurrency:
+            for name, url in targets if number % 2 else targets[::-1]:
+                level = await _measured_level(name, url, opts, concurrency, {"logit_bias": bias}, progress)
+                level.extra["round"] = number
+                levels.append(level)
+    return levels
 
 
 def run(opts: BenchOptions, command: str) -> dict[str, Any]:
@@ -106,11 +121,22 @@ def run(opts: BenchOptions, command: str) -> dict[str, Any]:
             )  # fmt: skip
             servers.append(srv)
             targets.append(("chatport", srv.api))
-            if opts.compare:
-                console.print("starting llama-cpp-python's server ...")
-                peer = start_llama_cpp_server(opts.model_path, opts.model, ctx_size=opts.ctx_size, log_path=log_path)
+            for peer_name in opts.peers:
+                console.print(f"starting {peer_name} ...")
+                if peer_name == "llama-server":
+                    assert opts.peer_bin is not None
+                    peer = start_llama_server(
+                        opts.peer_bin,
+                        opts.model_path,
+                        opts.model,
+                        ctx_size=opts.ctx_size,
+                        parallel=max(opts.concurrency),
+                        log_path=log_path,
+                    )
+                else:
+                    peer = start_llama_cpp_server(opts.model_path, opts.model, ctx_size=opts.ctx_size, log_path=log_path)
                 servers.append(peer)
-                targets.append(("llama-cpp-python", peer.api))
+                targets.append((peer_name, peer.api))
 
         levels: list[LevelResult] = []
         with Progress(
@@ -134,8 +160,9 @@ def run(opts: BenchOptions, command: str) -> dict[str, Any]:
                         progress=progress,
                     )
                 )
-            for name, url in targets:
-                levels += asyncio.run(_levels(name, url, opts, bias, progress))
+            measured = asyncio.run(_rounds(targets, opts, bias, progress))
+            results["rounds"] = report.level_rows(measured)
+            levels += measured
             if opts.constrained:
                 name, url = targets[0]
                 body = {"logit_bias": bias, "response_format": STORY_FORMAT}
@@ -145,7 +172,7 @@ def run(opts: BenchOptions, command: str) -> dict[str, Any]:
             if opts.prefix:
                 name, url = targets[0]
                 results["shared_prefix"] = asyncio.run(shared_prefix_ttft(base_url=url, model=opts.model))
-        results["levels"] = report.level_rows(levels)
+        results["levels"] = _medians(report.level_rows(levels))
     finally:
         for srv in servers:
             srv.stop()
@@ -178,19 +205,49 @@ STORY_FORMAT = {
 }
 
 
+_COUNTS = ("requests", "errors", "output_tokens")
+
+
+def _medians(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per server and level: the median of its rounds' figures (counts summed)."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["server"], row["concurrency"]), []).append(row)
+    out = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append({k: v for k, v in group[0].items() if k != "round"})
+            continue
+        merged: dict[str, Any] = {"server": group[0]["server"], "concurrency": group[0]["concurrency"], "rounds": len(group)}
+        for key, value in group[0].items():
+            if key in merged or key == "round" or not isinstance(value, int | float):
+                continue
+            values = [r[key] for r in group if key in r]
+            merged[key] = sum(values) if key in _COUNTS else round(statistics.median(values), 4)
+        out.append(merged)
+    return out
+
+
 def _ratios(results: dict[str, Any]) -> dict[str, float]:
     by = {(r["server"], r["concurrency"]): r["tokens_per_second"] for r in results["levels"]}
     ratios = {}
     for (server, conc), tps in by.items():
         if server.endswith("+ json_schema") and (server.split(" +")[0], conc) in by:
             ratios[f"json_schema / unconstrained, {conc} streams"] = tps / by[(server.split(" +")[0], conc)]
+    # chatport / each peer: the median over rounds of each round's ratio (both measured
+    # back to back), steadier than a ratio of medians.
+    per_round: dict[tuple[str, int], list[float]] = {}
+    ours = {
+        (r["round"], r["concurrency"]): r["tokens_per_second"] for r in results.get("rounds", []) if r["server"] == "chatport"
+    }
+    for row in results.get("rounds", []):
+        mine = ours.get((row["round"], row["concurrency"]))
+        if row["server"] != "chatport" and mine and row["tokens_per_second"]:
+            per_round.setdefault((row["server"], row["concurrency"]), []).append(mine / row["tokens_per_second"])
+    for (peer, conc), values in per_round.items():
+        ratios[f"chatport / {peer}, {conc} streams"] = statistics.median(values)
     for (server, conc), tps in by.items():
-        if server != "chatport":
-            continue
-        peer = by.get(("llama-cpp-python", conc))
-        if peer:
-            ratios[f"chatport / llama-cpp-python server, {conc} streams"] = tps / peer
         raw = (results.get("raw") or {}).get(str(conc))
-        if raw:
+        if server == "chatport" and raw:
             ratios[f"chatport / bare llama_decode, batch {conc}"] = tps / raw
     return ratios

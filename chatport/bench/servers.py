@@ -86,3 +86,17 @@ def start_llama_cpp_server(model_path: str, model_id: str, *, ctx_size: int, log
         "--interrupt_requests", "False",
     ]  # fmt: skip
     return launch("llama-cpp-python", cmd, port, "/v1/models", log_path)
+
+
+def start_llama_server(
+    binary: str, model_path: str, model_id: str, *, ctx_size: int, parallel: int, log_path: str
+) -> RunningServer:
+    """llama.cpp's own server (scripts/build-llama-server) on the same GGUF, set up as
+    chatport is: ``parallel`` slots of ``ctx_size`` tokens each, every core."""
+    port = free_port()
+    cmd = [
+        binary, "--model", model_path, "--alias", model_id, "--host", "127.0.0.1", "--port", str(port),
+        "--ctx-size", str(ctx_size * parallel), "--parallel", str(parallel),
+        "--threads", str(os.cpu_count() or 1), "--no-webui",
+    ]  # fmt: skip
+    return launch("llama-server", cmd, port, "/health", log_path)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from chatport.protocol.backend import GenerationRequest, Grammar, LazyGrammar, SamplingParams
 from chatport.protocol.errors import InvalidRequestError, context_length_exceeded
 from chatport.protocol.requests import ChatCompletionRequest
-from chatport.service.messages import to_template_messages
+from chatport.service.messages import has_files, to_template_messages
 from chatport.service.models import ServedModel
 from chatport.service.prompt import NO_REASONING, build_prompt
 from chatport.service.structured import grammar_for, schema_error
@@ -47,7 +48,9 @@ def service_tier(request: ChatCompletionRequest) -> str:
 async def generation_for(
     request: ChatCompletionRequest, model: ServedModel, pool: ThreadPoolExecutor
 ) -> tuple[GenerationRequest, ToolPlan | None]:
-    messages = to_template_messages(request.messages, model=model.id, template=model.template, reasoning=model.reasoning)
+    convert = partial(to_template_messages, request.messages, model=model.id, template=model.template, reasoning=model.reasoning)
+    # Files are parsed (PDFs) in the prompt pool; plain messages are not worth the hop.
+    messages = await asyncio.get_running_loop().run_in_executor(pool, convert) if has_files(request.messages) else convert()
     reasoning = model.reasoning.plan(request.reasoning_effort, model.backend) if model.reasoning else NO_REASONING
     grammar = grammar_for(request, messages)
     grammar_error = schema_error(request)

@@ -1,6 +1,7 @@
 """Request messages -> the plain dicts a chat template expects.
 
-Content parts the served model cannot take are refused by name, never dropped.
+Content parts the served model cannot take are refused by name, never dropped. Files
+become their text (``service/files.py``): with file parts, this runs in the prompt pool.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 from chatport.protocol import requests as rq
 from chatport.protocol.errors import InvalidRequestError
+from chatport.service.files import file_text
 from chatport.service.reasoning import ReasoningTemplate, split_history
 from chatport.service.template import ChatTemplate
 
@@ -27,6 +29,8 @@ def _text_of(content: Any, index: int, model: str) -> str:
             texts.append(part.text)
         elif isinstance(part, rq.RefusalPart):
             texts.append(part.refusal)
+        elif isinstance(part, rq.FilePart):
+            texts.append(file_text(part.file, f"messages[{index}].content[{j}]"))
         else:
             raise InvalidRequestError(
                 f"Invalid content type. The model `{model}` does not accept {_PART_NAMES[part.type]} "
@@ -58,6 +62,10 @@ def _calls_of(message: rq.AssistantMessage) -> list[dict[str, Any]]:
         fn = {"name": message.function_call.name, "arguments": _arguments(message.function_call.arguments)}
         calls.append({"id": f"call_{message.function_call.name}", "type": "function", "function": fn})
     return calls
+
+
+def has_files(messages: list[Any]) -> bool:
+    return any(isinstance(part, rq.FilePart) for m in messages if isinstance(m.content, list) for part in m.content)
 
 
 def to_template_messages(

@@ -69,8 +69,8 @@ BAD_BODIES = [
     ),
     (
         {"model": MODEL, "messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}]},
-        "messages[0].content[0]",
-        "unsupported_content_type",
+        "messages[0].content[0].file.file_id",
+        "unsupported_file_reference",
     ),
     (body(metadata={"k" * 65: "v"}), "metadata", "string_above_max_length"),
     (body(metadata={f"k{i}": "v" for i in range(17)}), "metadata", "object_above_max_properties"),

@@ -146,13 +146,25 @@ def test_an_earlier_turns_reasoning_is_accepted_back(thinking):
 
 @pytest.fixture(scope="module")
 def openai_style(tmp_path_factory):
-    srv = start(tmp_path_factory, "qwen3", "--reasoning-format", "none")
+    srv = start(tmp_path_factory, "qwen3", "--reasoning-format", "none", "--drop-params", "reasoning_effort,verbosity")
     yield OpenAI(base_url=srv.api, api_key="x", max_retries=0, timeout=120)
     stop_server(srv)
 
 
 def test_reasoning_format_none_counts_reasoning_and_returns_no_text(openai_style, eog_bias, close_tokens):
-    done = ask(openai_style, eog_bias, reasoning_effort="minimal", response_format=SCHEMA)
+    raw = openai_style.chat.completions.with_raw_response.create(
+        model=MODEL,
+        messages=QUESTION,
+        temperature=0,
+        max_completion_tokens=400,
+        logit_bias=eog_bias,
+        reasoning_effort="minimal",
+        verbosity="low",
+        response_format=SCHEMA,
+    )
+    # A model that thinks honours reasoning_effort even where the operator drops it for others.
+    assert raw.headers["x-chatport-dropped-params"] == "verbosity"
+    done = raw.parse()
     message = done.choices[0].message
     assert "reasoning_content" not in (message.model_extra or {})
     assert isinstance(json.loads(message.content)["answer"], int)
