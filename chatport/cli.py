@@ -78,6 +78,13 @@ def serve(
     max_queue: Annotated[int, typer.Option(help="Requests allowed to wait for a slot; more get 429.")] = 256,
     queue_timeout: Annotated[float, typer.Option(help="Seconds a request may wait for a slot before a 503.")] = 60.0,
     threads: Annotated[int, typer.Option(help="CPU threads for llama.cpp (0: all cores).")] = 0,
+    repack: Annotated[
+        bool | None,
+        typer.Option(
+            "--repack/--no-repack",
+            help="Repack weights for the CPU's wide kernels (default: on, except on CPUs with AMX, where llama.cpp's AMX kernels crash).",
+        ),
+    ] = None,
     max_body_mb: Annotated[int, typer.Option(help="Largest request body accepted, in MiB.")] = 32,
     store: Annotated[str | None, typer.Option(help="Stored completions: sqlite:///PATH or postgresql://...")] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without API keys (say so explicitly).")] = False,
@@ -140,7 +147,12 @@ def serve(
             param_hint="--host",
         )
     config = EngineConfig(
-        ctx_size=ctx_size, max_seqs=max_seqs, max_waiting=max_queue, queue_timeout=queue_timeout, threads=threads
+        ctx_size=ctx_size,
+        max_seqs=max_seqs,
+        max_waiting=max_queue,
+        queue_timeout=queue_timeout,
+        threads=threads,
+        repack=repack,
     )
     registry = ModelRegistry()
     sources = _sources(model, model_id)

@@ -17,7 +17,7 @@ from chatport.protocol.backend import BackendFailure, BackendStats, GenerationRe
 
 class LlamaBackend:
     def __init__(self, path: str, config: EngineConfig, progress: Callable[[float], None] | None = None) -> None:
-        self.model = model = LlamaModel(path, progress=progress)
+        self.model = model = LlamaModel(path, progress=progress, repack=config.repack)
         ctx_size = min(config.ctx_size, model.n_ctx_train) if model.n_ctx_train > 0 else config.ctx_size
         context = model.new_context(
             n_ctx_per_seq=ctx_size,

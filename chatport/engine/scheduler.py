@@ -152,7 +152,10 @@ class Scheduler:
         made a lone Qwen2.5-0.5B stream slower, not faster), so 16 or more streams draft
         nothing and fewer share the rest."""
         plan = StepPlan()
-        decoding = [seq for seq in self.running if seq.phase is Phase.DECODE]
+        # Slot order: llama.cpp runs a batch of per-slot KV streams as one graph only while
+        # its sequence ids go up one by one (llama_batch_allocr::split_equal, sequential);
+        # in any other order a step becomes several graph runs.
+        decoding = sorted((seq for seq in self.running if seq.phase is Phase.DECODE), key=lambda seq: seq.slot_id)
         spare = max(DRAFT_ROWS - len(decoding), 0)
         for seq in decoding:
             if budget <= 0:

@@ -289,3 +289,15 @@ async def test_no_drafts_are_verified_inside_the_block():
     engine, _ = make_engine(drafter=drafter)
     (deltas,) = await run(engine, request("say: x", thinking=thinking(10)))
     assert text_of(deltas) == "<think>\nab\n</think>abcdefghijklmnopqrstuvwxyz"
+
+
+def test_repacking_is_kept_off_only_on_cpus_with_amx(tmp_path):
+    from chatport.engine.llama import repack_is_safe
+
+    amd = tmp_path / "amd"
+    amd.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
+    intel = tmp_path / "spr"
+    intel.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f amx_bf16 amx_tile amx_int8\n")
+    assert repack_is_safe(str(amd)) is True
+    assert repack_is_safe(str(intel)) is False
+    assert repack_is_safe(str(tmp_path / "missing")) is False

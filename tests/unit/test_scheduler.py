@@ -160,3 +160,22 @@ def test_release_keeps_the_slot_cache_with_its_media(loop):
     finish(scheduler, admission.leader)
     slot = scheduler.slots[0]
     assert not slot.busy and slot.cached == admission.leader.tokens and slot.media == {1: image}
+
+
+def test_decode_entries_go_in_slot_order_whatever_the_admission_order(loop):
+    # llama.cpp runs a batch over per-slot KV streams as one graph only while sequence
+    # ids go up one by one; slots reused in another order must not scramble the batch.
+    scheduler = Scheduler(n_slots=4, max_waiting=8)
+    admissions = start(scheduler, *(handle(loop, f"p{i}") for i in range(4)))
+    for admission in admissions[:3]:
+        finish(scheduler, admission.leader)
+    # Slots 0-2 free again: the next prompts take them least recently used first.
+    start(scheduler, *(handle(loop, f"q{i}") for i in range(3)))
+    assert scheduler.running[0].slot_id == 3  # admitted first, still running
+    for seq in scheduler.running:
+        seq.phase = Phase.DECODE
+        seq.num_computed = len(seq.tokens) - 1
+    plan = scheduler.plan(64)
+    slots = [entry.seq.slot_id for entry in plan.entries]
+    assert slots == sorted(slots) == [0, 1, 2, 3]
+    assert [entry.rows for entry in plan.entries] == [range(i, i + 1) for i in range(4)]
