@@ -79,12 +79,13 @@ def serve(
     queue_timeout: Annotated[float, typer.Option(help="Seconds a request may wait for a slot before a 503.")] = 60.0,
     threads: Annotated[int, typer.Option(help="CPU threads for llama.cpp (0: all cores).")] = 0,
     repack: Annotated[
-        bool | None,
+        bool,
         typer.Option(
-            "--repack/--no-repack",
-            help="Repack weights for the CPU's wide kernels (default: on, except on CPUs with AMX, where llama.cpp's AMX kernels crash).",
+            "--repack",
+            help="Repack Q4_0/Q4_K/IQ4_NL/Q8_0 weights for the CPU's wide kernels (not on CPUs with AMX): a few percent "
+            "faster at many streams, but seeded answers then vary with the prefix cache.",
         ),
-    ] = None,
+    ] = False,
     max_body_mb: Annotated[int, typer.Option(help="Largest request body accepted, in MiB.")] = 32,
     store: Annotated[str | None, typer.Option(help="Stored completions: sqlite:///PATH or postgresql://...")] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without API keys (say so explicitly).")] = False,

@@ -80,7 +80,7 @@ class EngineConfig:
     max_waiting: int = 256
     queue_timeout: float = 60.0  # seconds a request may wait for a slot
     threads: int = 0  # 0: every core
-    repack: bool | None = None  # repacked weights for the CPU's kernels; None: where safe
+    repack: bool = False  # repacked weights for the CPU's wide kernels (see LlamaModel)
 
 
 @dataclass

@@ -6,6 +6,7 @@ Only this module touches ctypes; the rest of the engine sees numpy arrays and in
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -33,6 +34,9 @@ def _init_backend() -> None:
             llama_logger.set_verbose(False)
             lc.llama_backend_init()
             _backend_ready.set()
+
+
+log = logging.getLogger("chatport.engine")
 
 
 class ModelLoadError(RuntimeError):
@@ -69,16 +73,22 @@ class LlamaModel:
         progress: Callable[[float], None] | None = None,
         *,
         vocab_only: bool = False,
-        repack: bool | None = None,
+        repack: bool = False,
     ) -> None:
         """``repack``: lay weights out for the CPU's wide kernels (llama.cpp's extra buffer
-        types); None: wherever that is safe (see :func:`repack_is_safe`)."""
+        types), where that is safe (see :func:`repack_is_safe`). Off by default: measured
+        (docs/benchmarks.md), it gave Qwen2.5-0.5B Q4_K_M +6% at 16 streams and nothing at
+        one, and answers then depend on whether the prompt came from the prefix cache (the
+        repacked kernels round differently for one token than for a batch), so a seeded
+        request no longer repeats itself exactly."""
         if not os.path.isfile(path):
             raise ModelLoadError(f"no such model file: {path}")
         _init_backend()
         params = lc.llama_model_default_params()
         params.vocab_only = vocab_only
-        params.use_extra_bufts = repack_is_safe() if repack is None else repack
+        params.use_extra_bufts = repack and repack_is_safe()
+        if repack and not params.use_extra_bufts:
+            log.warning("not repacking weights: this CPU has AMX, whose llama.cpp kernels crash (ggml-org/llama.cpp#20824)")
         self.repacked = bool(params.use_extra_bufts)
         if progress is not None:
 

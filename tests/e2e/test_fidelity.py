@@ -96,6 +96,10 @@ def test_streams_equal_whole_answers(target):
             body = dict(
                 model=model, messages=ASK, tools=[WEATHER], tool_choice=tool_choice, seed=seed, temperature=1.0, max_tokens=60
             )
+            # Both answers start from the prompt in the prefix cache: llama.cpp's kernels round
+            # a prompt's last token differently alone than at the end of a whole prompt's
+            # batch, so a cold and a cached prompt may part at a near tie.
+            client.chat.completions.create(**{**body, "max_tokens": 1})
             whole = client.chat.completions.create(**body)
             with client.chat.completions.stream(**body) as stream:
                 try:

@@ -291,7 +291,7 @@ async def test_no_drafts_are_verified_inside_the_block():
     assert text_of(deltas) == "<think>\nab\n</think>abcdefghijklmnopqrstuvwxyz"
 
 
-def test_repacking_is_kept_off_only_on_cpus_with_amx(tmp_path):
+def test_repacking_is_refused_on_cpus_with_amx(tmp_path):
     from chatport.engine.llama import repack_is_safe
 
     amd = tmp_path / "amd"
