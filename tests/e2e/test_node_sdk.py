@@ -1,8 +1,9 @@
 """The official openai npm package (v6) against the real server: create, stream, the
-stream helper, errors and stored completions with for-await pagination."""
+stream helper, errors, stored completions with for-await pagination, and a file part."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -11,7 +12,9 @@ import subprocess
 import pytest
 
 from tests.conftest import MODEL, start_server, stop_server
+from tests.support.pdf import make_pdf
 
+PDF_LINE = "The launch code is BLUE HERON."
 NODE_DIR = os.path.join(os.path.dirname(__file__), "..", "node")
 
 pytestmark = pytest.mark.node
@@ -33,7 +36,12 @@ def run_node_checks(server) -> dict:
     out = subprocess.run(
         ["node", "sdk_check.mjs"],
         cwd=NODE_DIR,
-        env={**os.environ, "CHATPORT_BASE_URL": server.api},
+        env={
+            **os.environ,
+            "CHATPORT_BASE_URL": server.api,
+            "CHATPORT_PDF_B64": base64.b64encode(make_pdf([PDF_LINE])).decode(),
+            "CHATPORT_PDF_TEXT": f'<file name="document.pdf">\n--- page 1 ---\n{PDF_LINE}\n</file>',
+        },
         capture_output=True,
         text=True,
         check=False,
@@ -117,3 +125,9 @@ def test_arguments_stream_as_they_are_written(report):
 
 def test_streaming_run_tools_ends_like_run_tools(report):
     assert report["runToolsStreamed"]["streamed"] == report["runToolsStreamed"]["plain"]
+
+
+def test_a_file_part_as_the_sdk_docs_show_it_reads_as_its_text(report):
+    file = report["file"]
+    assert file["prompt_tokens"] == file["typed_prompt_tokens"]
+    assert file["typed_cached_tokens"] == file["typed_prompt_tokens"] - 1

@@ -213,4 +213,23 @@ async function runToolsOnce(stream) {
 }
 report.runToolsStreamed = { plain: await runToolsOnce(false), streamed: await runToolsOnce(true) };
 
+// A file part as the SDK docs show it (bare base64 with a filename), then the same prompt
+// as the text the server documents for it: the second finds the first's prompt cached.
+const question = { type: "text", text: "What does the document say?" };
+const withFile = await client.chat.completions.create({
+  model: "gpt-4o",
+  messages: [{ role: "user", content: [question, { type: "file", file: { file_data: process.env.CHATPORT_PDF_B64, filename: "document.pdf" } }] }],
+  max_completion_tokens: 5,
+});
+const typed = await client.chat.completions.create({
+  model: "gpt-4o",
+  messages: [{ role: "user", content: [question, { type: "text", text: process.env.CHATPORT_PDF_TEXT }] }],
+  max_completion_tokens: 5,
+});
+report.file = {
+  prompt_tokens: withFile.usage.prompt_tokens,
+  typed_prompt_tokens: typed.usage.prompt_tokens,
+  typed_cached_tokens: typed.usage.prompt_tokens_details.cached_tokens,
+};
+
 console.log(JSON.stringify(report));
