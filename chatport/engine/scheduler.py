@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 from chatport.engine.batch import StepPlan
 from chatport.engine.handle import RequestHandle
@@ -152,16 +153,14 @@ class Scheduler:
         made a lone Qwen2.5-0.5B stream slower, not faster), so 16 or more streams draft
         nothing and fewer share the rest."""
         plan = StepPlan()
-        # Slot order: llama.cpp runs a batch of per-slot KV streams as one graph only while
-        # its sequence ids go up one by one (llama_batch_allocr::split_equal, sequential);
-        # in any other order a step becomes several graph runs.
-        decoding = sorted((seq for seq in self.running if seq.phase is Phase.DECODE), key=lambda seq: seq.slot_id)
+        feeds: list[tuple[int, Callable[[], object]]] = []  # (slot, adds the entry), added in slot order
+        decoding = [seq for seq in self.running if seq.phase is Phase.DECODE]
         spare = max(DRAFT_ROWS - len(decoding), 0)
         for seq in decoding:
             if budget <= 0:
                 break
             draft = seq.draft[: min(spare, budget - 1)] if seq.accepts_drafts else []
-            plan.add_decode(seq, draft)
+            feeds.append((seq.slot_id, partial(plan.add_decode, seq, draft)))
             spare -= len(draft)
             budget -= 1 + len(draft)
         media_planned = False
@@ -176,12 +175,21 @@ class Scheduler:
                     media_planned = True
                 continue
             end = min(seq.prompt_len, start + budget, media_at if media_at is not None else seq.prompt_len)
-            entry = plan.add_prefill(seq, start, end)
+            feeds.append((seq.slot_id, partial(self._add_prefill, plan, seq, start, end)))
             budget -= end - start
-            if entry.rows:
-                for follower in self.followers_of(seq):
-                    plan.add_fork(follower, entry)
+        # Slot order: over per-slot KV streams, llama.cpp runs a batch as one graph only
+        # while its sequence ids go up one by one (llama_batch_allocr::split_equal,
+        # sequential); in admission order, a step that admitted prompts into reused slots
+        # ran as one graph per sequence (measured: 10 prompts of 8 tokens, 242 ms).
+        for _, add in sorted(feeds, key=lambda feed: feed[0]):
+            add()
         return plan
+
+    def _add_prefill(self, plan: StepPlan, seq: Sequence, start: int, end: int) -> None:
+        entry = plan.add_prefill(seq, start, end)
+        if entry.rows:
+            for follower in self.followers_of(seq):
+                plan.add_fork(follower, entry)
 
     def followers_of(self, leader: Sequence) -> list[Sequence]:
         return [s for s in self.running if s.handle is leader.handle and s.phase is Phase.AWAIT_FORK]

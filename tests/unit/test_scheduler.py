@@ -179,3 +179,22 @@ def test_decode_entries_go_in_slot_order_whatever_the_admission_order(loop):
     slots = [entry.seq.slot_id for entry in plan.entries]
     assert slots == sorted(slots) == [0, 1, 2, 3]
     assert [entry.rows for entry in plan.entries] == [range(i, i + 1) for i in range(4)]
+
+
+def test_prompt_chunks_join_decode_tokens_in_slot_order(loop):
+    scheduler = Scheduler(n_slots=4, max_waiting=8)
+    first = start(scheduler, *(handle(loop, f"p{i}") for i in range(4)))
+    for admission in (first[2], first[0]):
+        finish(scheduler, admission.leader)
+    # Slots 0 and 2 take new prompts (admitted 2 then 0, least recently used first) while
+    # slots 1 and 3 decode.
+    start(scheduler, handle(loop, "new prompt a"), handle(loop, "new prompt b"))
+    for seq in scheduler.running:
+        if seq.slot_id in (1, 3):
+            seq.phase = Phase.DECODE
+            seq.num_computed = len(seq.tokens) - 1
+    plan = scheduler.plan(64)
+    assert [entry.seq.slot_id for entry in plan.entries] == [0, 1, 2, 3]
+    assert [len(entry.tokens) > 1 for entry in plan.entries] == [True, False, True, False]
+    rows = [row for entry in plan.entries for row in entry.rows]
+    assert rows == list(range(len(rows)))  # logits rows follow the batch order
