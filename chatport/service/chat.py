@@ -54,13 +54,13 @@ class PreparedChat:
 
     def choices(self) -> Choices:
         reasoning = self.model.reasoning
-        thinks = self.generation.thinking is not None and reasoning is not None
+        tags = (reasoning.start, reasoning.end) if reasoning is not None and self.generation.thinking else None
         return Choices(
             self.generation.n,
             logprobs=self.generation.params.logprobs,
             tools=self.tools,
             fmt=self.model.tool_format,
-            think_tags=(reasoning.start, reasoning.end) if thinks and reasoning is not None else None,
+            think_tags=tags,
             show_reasoning=self.show_reasoning,
         )
 

@@ -51,7 +51,7 @@ async def generation_for(
     convert = partial(to_template_messages, request.messages, model=model.id, template=model.template, reasoning=model.reasoning)
     # Files are parsed (PDFs) in the prompt pool; plain messages are not worth the hop.
     messages = await asyncio.get_running_loop().run_in_executor(pool, convert) if has_files(request.messages) else convert()
-    reasoning = model.reasoning.plan(request.reasoning_effort, model.backend) if model.reasoning else NO_REASONING
+    reasoning = model.reasoning_plans.get(request.reasoning_effort, NO_REASONING)
     grammar = grammar_for(request, messages)
     grammar_error = schema_error(request)
     tools = plan_tools(request)
@@ -66,11 +66,7 @@ async def generation_for(
             lazy = []  # a structured answer and its grammar win over optional calls
         vocab = model.backend.vocabulary
         visible = frozenset(vocab.special[m] for m in fmt.markers if m in vocab.control)
-    if reasoning.thinking is not None and model.reasoning is not None:
-        # The block's end is found in the output text, so its tags are written out.
-        vocab = model.backend.vocabulary
-        tags = (model.reasoning.start, model.reasoning.end)
-        visible |= frozenset(vocab.special[t] for t in tags if t in vocab.control)
+    visible |= reasoning.visible
     prompt = await build_prompt(model.prompts, pool, *template_inputs(messages, tools, model), reasoning)
     prediction = (
         await asyncio.get_running_loop().run_in_executor(pool, predicted_tokens, request, model) if request.prediction else ()

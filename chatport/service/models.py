@@ -4,12 +4,12 @@ reachable by id or by alias."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chatport.protocol.backend import Backend, ModelCapabilities
 from chatport.protocol.errors import model_not_found
 from chatport.service.prompt import PromptBuilder
-from chatport.service.reasoning import ReasoningTemplate
+from chatport.service.reasoning import ReasoningPlan, ReasoningTemplate
 from chatport.service.template import CHATML, ChatTemplate
 from chatport.service.tools import ToolCallFormat, format_for
 
@@ -22,6 +22,9 @@ class ServedModel:
     tool_format: ToolCallFormat
     prompts: PromptBuilder
     reasoning: ReasoningTemplate | None = None  # None: the template cannot think
+    # reasoning_effort (None: not given) -> what the prompt and the engine do; empty when
+    # the template cannot think.
+    reasoning_plans: dict[str | None, ReasoningPlan] = field(default_factory=dict)
     owned_by: str = "chatport"
 
     @classmethod
@@ -30,13 +33,15 @@ class ServedModel:
         source = chat_template or backend.capabilities.chat_template
         vocab = backend.vocabulary
         template = ChatTemplate(source or CHATML, bos_token=vocab.bos_text, eos_token=vocab.eos_text)
+        reasoning = ReasoningTemplate.detect(template)
         return cls(
             model_id,
             backend,
             template,
             format_for(source),
             PromptBuilder(backend, template),
-            ReasoningTemplate.detect(template),
+            reasoning,
+            reasoning.plans(backend) if reasoning is not None else {},
         )
 
     @property

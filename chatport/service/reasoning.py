@@ -23,7 +23,7 @@ thinking request starts inside one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from chatport.protocol.backend import Backend, Thinking
@@ -63,6 +63,8 @@ class ReasoningPlan:
     variables: dict[str, Any] = field(default_factory=dict)
     suffix: str = ""
     thinking: Thinking | None = None
+    # Control tokens among the block's tags: written out, since the block's end is found in text.
+    visible: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,17 @@ class ReasoningTemplate:
         if on is None or off is None or (start not in source and switch is None):
             return None
         return cls(start, end, switch, _ending(on, start, end), _ending(off, start, end))
+
+    def plans(self, backend: Backend) -> dict[str | None, ReasoningPlan]:
+        """Every effort's plan (None: not given), made once per model: requests only look
+        theirs up."""
+        vocab = backend.vocabulary
+        visible = frozenset(vocab.special[t] for t in (self.start, self.end) if t in vocab.control)
+        plans: dict[str | None, ReasoningPlan] = {}
+        for effort in (None, "none", *BUDGETS):
+            plan = self.plan(effort, backend)
+            plans[effort] = replace(plan, visible=visible) if plan.thinking is not None else plan
+        return plans
 
     def plan(self, effort: str | None, backend: Backend) -> ReasoningPlan:
         if effort == "none":

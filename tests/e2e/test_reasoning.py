@@ -57,9 +57,13 @@ def close_tokens(vocab) -> int:
     return len(vocab.tokenize("\n</think>", special=True))
 
 
+def request(eog_bias, **extra) -> dict:
+    """A greedy question that cannot end before the budget closes the block."""
+    return {"model": MODEL, "messages": QUESTION, "temperature": 0, "max_completion_tokens": 400, "logit_bias": eog_bias, **extra}
+
+
 def ask(client: OpenAI, eog_bias, **extra):
-    body = {"model": MODEL, "messages": QUESTION, "temperature": 0, "max_completion_tokens": 400, "logit_bias": eog_bias}
-    return client.chat.completions.create(**{**body, **extra})
+    return client.chat.completions.create(**request(eog_bias, **extra))
 
 
 def test_the_budget_closes_the_block_and_the_answer_follows_apart(thinking, eog_bias, close_tokens):
@@ -102,14 +106,7 @@ def test_streamed_reasoning_and_content_equal_the_whole_answer(thinking, eog_bia
 
 def test_parse_and_the_stream_helper_work_beside_reasoning(thinking, eog_bias):
     _, client = thinking
-    body = {
-        "model": MODEL,
-        "messages": QUESTION,
-        "temperature": 0,
-        "max_completion_tokens": 400,
-        "logit_bias": eog_bias,
-        "reasoning_effort": "minimal",
-    }
+    body = request(eog_bias, reasoning_effort="minimal")
     parsed = client.chat.completions.parse(**body, response_format=Answer)
     assert isinstance(parsed.choices[0].message.parsed, Answer)
     with client.chat.completions.stream(**body, response_format=Answer) as stream:
@@ -153,14 +150,7 @@ def openai_style(tmp_path_factory):
 
 def test_reasoning_format_none_counts_reasoning_and_returns_no_text(openai_style, eog_bias, close_tokens):
     raw = openai_style.chat.completions.with_raw_response.create(
-        model=MODEL,
-        messages=QUESTION,
-        temperature=0,
-        max_completion_tokens=400,
-        logit_bias=eog_bias,
-        reasoning_effort="minimal",
-        verbosity="low",
-        response_format=SCHEMA,
+        **request(eog_bias, reasoning_effort="minimal", verbosity="low", response_format=SCHEMA)
     )
     # A model that thinks honours reasoning_effort even where the operator drops it for others.
     assert raw.headers["x-chatport-dropped-params"] == "verbosity"
