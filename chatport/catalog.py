@@ -16,6 +16,7 @@ _DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 class ModelSource:
     path: str
     id: str
+    mmproj: str | None = None  # a vision projector for it
 
 
 def default_model() -> ModelSource:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -32,13 +33,14 @@ def _sources(models: list[str], model_ids: list[str]) -> list[ModelSource]:
         return [default_model()]
     if len(model_ids) > len(models):
         raise typer.BadParameter("more --model-id than --model")
-    paths = [_from_hub(m) if is_hub(m) else os.path.abspath(m) for m in models]
-    ids = model_ids + [model_id_for(p) for p in paths[len(model_ids) :]]
-    return [ModelSource(p, i) for p, i in zip(paths, ids, strict=False)]
+    resolved = [_from_hub(m) if is_hub(m) else (os.path.abspath(m), None) for m in models]
+    ids = model_ids + [model_id_for(p) for p, _ in resolved[len(model_ids) :]]
+    return [ModelSource(p, i, mmproj) for (p, mmproj), i in zip(resolved, ids, strict=False)]
 
 
-def _from_hub(spec: str) -> str:
-    """A Hub model's local GGUF (downloaded into the Hugging Face cache if needed)."""
+def _from_hub(spec: str) -> tuple[str, str | None]:
+    """A Hub model's local GGUF and vision projector, if its repo has one (downloaded into
+    the Hugging Face cache if needed)."""
     from chatport.hub import HubError, fetch, parse
 
     try:
@@ -46,8 +48,34 @@ def _from_hub(spec: str) -> str:
     except HubError as exc:
         raise typer.BadParameter(str(exc), param_hint="--model") from None
     if model.mmproj:
-        console.print(f"{spec}: vision projector {os.path.basename(model.mmproj)} fetched (images arrive with --mmproj support)")
-    return model.path
+        console.print(f"{spec}: vision projector {os.path.basename(model.mmproj)}")
+    return model.path, model.mmproj
+
+
+def _projectors(argv: list[str], n_models: int, given: list[str]) -> list[str | None]:
+    """Each --model's --mmproj: a --mmproj belongs to the --model before it on the command
+    line (as in llama.cpp's server); with no --model, to the default model. Without the
+    command line to read, in order."""
+    owners: list[int] = []
+    current = -1 if "--model" in {a.split("=", 1)[0] for a in argv} else 0
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if name == "--model":
+            current += 1
+        elif name == "--mmproj":
+            owners.append(current)
+    if len(owners) != len(given):
+        owners = list(range(len(given)))
+    out: list[str | None] = [None] * n_models
+    for owner, path in zip(owners, given, strict=True):
+        if owner < 0:
+            raise typer.BadParameter("a --mmproj belongs to the --model before it; give the --model first", param_hint="--mmproj")
+        if owner >= n_models:
+            raise typer.BadParameter("more --mmproj than --model", param_hint="--mmproj")
+        if out[owner] is not None:
+            raise typer.BadParameter("one --mmproj per --model", param_hint="--mmproj")
+        out[owner] = os.path.abspath(path)
+    return out
 
 
 def _aliases(values: list[str]) -> list[tuple[str, str]]:
@@ -67,6 +95,19 @@ def serve(
         typer.Option("--model", help="A GGUF file, or hf:OWNER/REPO:QUANT or hf:OWNER/REPO/FILE.gguf (repeatable)."),
     ] = [],
     model_id: Annotated[list[str], typer.Option("--model-id", help="The id of the matching --model.")] = [],
+    mmproj: Annotated[
+        list[str],
+        typer.Option(
+            "--mmproj", help="A vision projector GGUF for the --model before it, for image input (hf: models bring theirs)."
+        ),
+    ] = [],
+    allow_private_urls: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-urls",
+            help="Let image URLs reach loopback, private and link-local addresses (refused by default: SSRF).",
+        ),
+    ] = False,
     alias: Annotated[list[str], typer.Option("--alias", help="NAME=MODEL_ID, e.g. gpt-4o=smollm2-135m-instruct.")] = [],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -131,6 +172,7 @@ def serve(
     """Serve the Chat Completions API (default: SmolLM2-135M-Instruct)."""
     from chatport.api.guards import default_allowed_hosts
     from chatport.api.lifecycle import serve as run_server
+    from chatport.engine.llama import ModelLoadError
     from chatport.server import build_app, load_model
     from chatport.service.models import ModelRegistry
     from chatport.store.database import describe
@@ -158,18 +200,31 @@ def serve(
     registry = ModelRegistry()
     sources = _sources(model, model_id)
     templates = _chat_templates(chat_template, len(sources))
+    if mmproj:
+        projectors = _projectors(sys.argv[1:], len(sources), mmproj)
+        sources = [ModelSource(s.path, s.id, p or s.mmproj) for s, p in zip(sources, projectors, strict=True)]
     for source, template in zip(sources, templates, strict=True):
         with Progress(
             TextColumn("loading [bold]{task.description}"), BarColumn(), TaskProgressColumn(), console=console, transient=False
         ) as progress:
             task = progress.add_task(source.id, total=1.0)
-            served = load_model(
-                source.path, source.id, config, progress=partial(_advance, progress, task), chat_template=template
-            )
+            try:
+                served = load_model(
+                    source.path,
+                    source.id,
+                    config,
+                    progress=partial(_advance, progress, task),
+                    chat_template=template,
+                    mmproj=source.mmproj,
+                )
+            except ModelLoadError as exc:
+                console.print(f"[red]error:[/] {exc}")
+                raise typer.Exit(1) from None
             progress.update(task, completed=1.0)
         registry.add(served)
         context = served.capabilities.context_length
         thinks = ", thinks (reasoning_effort)" if served.reasoning is not None else ""
+        thinks += ", sees images" if served.capabilities.vision else ""
         console.print(f"serving [bold]{served.id}[/] from {source.path} (context {context} tokens, {max_seqs} sequences{thinks})")
     for name, target in _aliases(alias):
         try:
@@ -190,6 +245,7 @@ def serve(
             body_timeout=body_timeout,
             drop_params=dropped,
             show_reasoning=reasoning_format == "reasoning_content",
+            allow_private_urls=allow_private_urls,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--limits") from None

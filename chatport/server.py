@@ -13,6 +13,7 @@ from chatport.engine.backend import LlamaBackend
 from chatport.engine.engine import EngineConfig
 from chatport.service.auth import Authenticator, AuthMode
 from chatport.service.chat import ChatService
+from chatport.service.fetch import FetchPolicy, ImageFetcher
 from chatport.service.limits import RateLimiter
 from chatport.service.models import ModelRegistry, ServedModel
 from chatport.service.services import Services
@@ -29,8 +30,9 @@ def load_model(
     config: EngineConfig,
     progress: Callable[[float], None] | None = None,
     chat_template: str | None = None,
+    mmproj: str | None = None,
 ) -> ServedModel:
-    return ServedModel.create(model_id, LlamaBackend(path, config, progress=progress), chat_template)
+    return ServedModel.create(model_id, LlamaBackend(path, config, progress=progress, mmproj=mmproj), chat_template)
 
 
 def build_app(
@@ -46,11 +48,18 @@ def build_app(
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     drop_params: frozenset[str] = frozenset(),
     show_reasoning: bool = True,
+    allow_private_urls: bool = False,
 ) -> FastAPI:
     stored = StoredCompletions(CompletionStore(database)) if database is not None else None
     services = Services(
         registry=registry,
-        chat=ChatService(registry, stored, drop=drop_params, show_reasoning=show_reasoning),
+        chat=ChatService(
+            registry,
+            stored,
+            drop=drop_params,
+            show_reasoning=show_reasoning,
+            fetcher=ImageFetcher(FetchPolicy(allow_private=allow_private_urls)),
+        ),
         stored=stored,
         auth=Authenticator(
             api_keys, KeyStore(database) if database is not None else None, mode=AuthMode.OFF if no_auth else AuthMode.KEYS

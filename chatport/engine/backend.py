@@ -11,20 +11,39 @@ from collections.abc import Callable
 from chatport.engine.constraint import Constraint
 from chatport.engine.engine import Engine, EngineConfig
 from chatport.engine.handle import RequestHandle
-from chatport.engine.llama import LlamaModel
+from chatport.engine.llama import LlamaModel, ModelLoadError
+from chatport.engine.vision import ProjectorError, Vision
 from chatport.protocol.backend import BackendFailure, BackendStats, GenerationRequest, ModelCapabilities, Vocabulary
+from chatport.protocol.prompt import Image, Segment
 
 
 class LlamaBackend:
-    def __init__(self, path: str, config: EngineConfig, progress: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        config: EngineConfig,
+        progress: Callable[[float], None] | None = None,
+        *,
+        mmproj: str | None = None,
+    ) -> None:
+        """``mmproj``: a vision projector GGUF for this model (libmtmd), for image input."""
         self.model = model = LlamaModel(path, progress=progress, repack=config.repack)
         ctx_size = min(config.ctx_size, model.n_ctx_train) if model.n_ctx_train > 0 else config.ctx_size
+        threads = config.threads or os.cpu_count() or 1
         context = model.new_context(
             n_ctx_per_seq=ctx_size,
             n_seq_max=config.max_seqs,
             n_batch=config.batch_tokens,
-            n_threads=config.threads or os.cpu_count() or 1,
+            n_threads=threads,
         )
+        self.vision: Vision | None = None
+        if mmproj is not None:
+            try:
+                self.vision = Vision(mmproj, model.pointer, n_threads=threads, max_batch=context.n_ubatch)
+            except ProjectorError as exc:
+                context.close()
+                model.close()
+                raise ModelLoadError(str(exc)) from None
         self.engine = Engine(
             context,
             model,
@@ -41,6 +60,7 @@ class LlamaBackend:
             chat_template=model.metadata.get("tokenizer.chat_template"),
             fingerprint=f"fp_{digest[:10]}",
             created=int(stat.st_mtime) or int(time.time()),
+            vision=self.vision is not None,
         )
         self._vocabulary = vocabulary_of(model)
 
@@ -61,6 +81,11 @@ class LlamaBackend:
     def detokenize(self, tokens: list[int]) -> str:
         return self.model.detokenize(tokens)
 
+    def encode_image(self, image: Image) -> list[Segment]:
+        if self.vision is None:
+            raise BackendFailure("image input needs a vision projector (--mmproj), and none is loaded")
+        return self.vision.encode(image)
+
     def compile_grammar(self, grammar: str) -> Constraint:
         return Constraint(self.model.lltokenizer, grammar)
 
@@ -72,6 +97,8 @@ class LlamaBackend:
 
     def close(self) -> None:
         self.engine.shutdown()
+        if self.vision is not None:
+            self.vision.close()
         self.model.close()
 
 

@@ -178,6 +178,11 @@ class LlamaModel:
         return out
 
     @property
+    def pointer(self) -> object:
+        """The llama_model pointer, for libraries that load beside it (libmtmd)."""
+        return self._model
+
+    @property
     def lltokenizer(self) -> llg.LLTokenizer:
         """llguidance's view of the vocabulary (built once, ~0.3 s)."""
         with self._llg_lock:
@@ -264,6 +269,7 @@ class LlamaContext:
         self.n_seq_max = n_seq_max
         self.batch = BatchView(n_batch)
         self.batch_capacity = n_batch
+        self.n_ubatch = lc.llama_n_ubatch(self._ctx)
 
     def decode(self) -> npt.NDArray[np.float32]:
         """Run the batch; returns the logits of the rows that asked for them."""
@@ -278,7 +284,11 @@ class LlamaContext:
         return np.ctypeslib.as_array(ptr, shape=(n, self.model.n_vocab))
 
     def decode_media(self, chunk: MediaChunk, seq_id: int, start_pos: int) -> None:
-        raise BackendFailure(f"{chunk.kind} input needs a multimodal projector, and none is loaded")
+        """Decode an encoded image into the sequence's cells from ``start_pos``."""
+        decode = getattr(chunk.payload, "decode", None)
+        if decode is None:
+            raise BackendFailure(f"{chunk.kind} input needs a multimodal projector, and none is loaded")
+        decode(self._ctx, seq_id, start_pos, self.n_ubatch)
 
     def remove(self, seq_id: int, from_pos: int) -> None:
         """Drop the sequence's KV cells at positions >= from_pos (``llama_memory_seq_rm``)."""

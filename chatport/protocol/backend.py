@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from chatport.protocol.prompt import Prompt
+from chatport.protocol.prompt import Image, Prompt, Segment
 
 FinishReason = Literal["stop", "length"]
 
@@ -195,6 +195,12 @@ class Backend(Protocol):
         ...
 
     def detokenize(self, tokens: list[int]) -> str: ...
+
+    def encode_image(self, image: Image) -> list[Segment]:
+        """The image as prompt segments: the model's own markup around it as token runs,
+        and its embeddings as media chunks. Blocking (runs the vision encoder): call it
+        off the event loop. Only for a backend whose capabilities say ``vision``."""
+        ...
 
     def compile_grammar(self, grammar: str) -> Grammar:
         """Blocking and possibly slow: call it off the event loop. Raises ValueError."""

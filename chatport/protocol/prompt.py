@@ -33,6 +33,20 @@ class MediaChunk:
 Segment = Sequence[int] | MediaChunk
 
 
+@dataclass(frozen=True)
+class Image:
+    """A decoded image on its way to a vision backend: 8-bit RGB rows, top to bottom."""
+
+    width: int
+    height: int
+    rgb: bytes = field(repr=False)  # width * height * 3 bytes
+    digest: str  # content hash of the pixels: the same picture gives the same digest
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or self.height < 1 or len(self.rgb) != self.width * self.height * 3:
+            raise ValueError(f"an RGB image of {self.width}x{self.height} needs {self.width * self.height * 3} bytes")
+
+
 class Prompt:
     """Token runs and media chunks, in order."""
 

@@ -27,6 +27,7 @@ from chatport.protocol.requests import ChatCompletionRequest
 from chatport.protocol.validation import validate
 from chatport.service.checks import check_request, drop_params
 from chatport.service.choices import Choices
+from chatport.service.fetch import ImageFetcher
 from chatport.service.generation import generation_for, service_tier
 from chatport.service.models import ModelRegistry, ServedModel
 from chatport.service.stored import StoredCompletions
@@ -102,9 +103,12 @@ class ChatService:
         prompt_workers: int = 2,
         drop: frozenset[str] = frozenset(),
         show_reasoning: bool = True,
+        fetcher: ImageFetcher | None = None,
     ) -> None:
         """``show_reasoning`` False (--reasoning-format none): reasoning is counted in usage
-        but its text is not returned, as OpenAI's reasoning models do."""
+        but its text is not returned, as OpenAI's reasoning models do. ``fetcher``: how
+        image URLs are downloaded (its policy says which addresses may be)."""
+        self.fetcher = fetcher or ImageFetcher()
         self.registry = registry
         self.stored = stored
         self.drop = drop
@@ -124,7 +128,7 @@ class ChatService:
             max_messages=model.capabilities.context_length,
             reasons=model.reasoning is not None,
         )
-        generation, tools = await generation_for(request, model, self.prompt_pool)
+        generation, tools = await generation_for(request, model, self.prompt_pool, self.fetcher)
         return PreparedChat(
             request,
             model,

@@ -12,8 +12,10 @@ code) are decoded as UTF-8. Either way the part becomes this text in the message
     ...
     </file>
 
-(text files have no page markers; a PDF page with no text, a scan, is marked
-``(no text on this page)``). Uploaded files (``file_id``) need the Files API, which this
+(text files have no page markers). A PDF page with no text, a scan, is rendered with
+PDFium and placed there as an image when the model sees images (as OpenAI gives vision
+models both the text and the page images); otherwise it is marked ``(no text on this
+page)``. Uploaded files (``file_id``) need the Files API, which this
 server does not offer. Every failure is a 400 naming the part.
 
 Extraction is CPU work: callers run it in the prompt pool, never on the event loop.
@@ -21,21 +23,25 @@ Extraction is CPU work: callers run it in the prompt pool, never on the event lo
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import logging
 import os
-import re
+import threading
 
 from chatport.protocol.errors import InvalidRequestError
+from chatport.protocol.prompt import Image
 from chatport.protocol.requests import FileRef
+from chatport.service.dataurl import DATA_URL, PayloadError, decode_payload
+from chatport.service.images import ImagePlacer, image_of
 
 # pypdf logs what it repairs in broken files: a client's bad PDF is a 400, not a server warning.
 logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # decoded size of one file
 MAX_PDF_PAGES = 100  # pages of one PDF, as OpenAI limits file inputs
+MAX_SCANNED_PAGES = 20  # pages without text rendered as images, per file (the rest say they have no text)
+SCAN_SIDE = 1024  # pixels on a rendered page's long side
+_pdfium_lock = threading.Lock()
 
 TEXT_TYPES = frozenset(
     {
@@ -97,12 +103,11 @@ TEXT_EXTENSIONS = frozenset(
     ]
 )
 
-_DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[\w.+-]+=[^;,]*)*)(?P<b64>;base64)?,", re.ASCII)
 
-
-def file_text(ref: FileRef, param: str) -> str:
+def file_text(ref: FileRef, param: str, images: ImagePlacer | None = None) -> str:
     """The part's text as the prompt holds it; ``param`` names the part in errors
-    (``messages[0].content[1]``)."""
+    (``messages[0].content[1]``). ``images``: the model sees images, so PDF pages without
+    text (scans) are rendered and placed as images where their text would be."""
     if ref.file_id is not None and ref.file_data is None:
         raise InvalidRequestError(
             f"Invalid file reference in '{param}': file_id {ref.file_id!r} refers to the Files API, which this server "
@@ -120,7 +125,7 @@ def file_text(ref: FileRef, param: str) -> str:
     media_type, data = _decode(ref.file_data, f"{param}.file.file_data")
     name = ref.filename or "file"
     if media_type == "application/pdf" or data.startswith(b"%PDF-"):
-        body = pdf_text(data, f"{param}.file.file_data", name)
+        body = pdf_text(data, f"{param}.file.file_data", name, images)
     elif _is_text(media_type, name):
         body = _utf8(data, f"{param}.file.file_data", name)
     else:
@@ -136,7 +141,7 @@ def file_text(ref: FileRef, param: str) -> str:
 def _decode(file_data: str, param: str) -> tuple[str | None, bytes]:
     """(media type or None, bytes) of a data URL or of bare base64."""
     media_type, payload = None, file_data
-    match = _DATA_URL.match(file_data)
+    match = DATA_URL.match(file_data)
     if match:
         if not match.group("b64"):
             raise _bad_data(param, "the data URL is not base64-encoded (expected ';base64,')")
@@ -144,20 +149,16 @@ def _decode(file_data: str, param: str) -> tuple[str | None, bytes]:
         payload = file_data[match.end() :]
     elif file_data.startswith("data:"):
         raise _bad_data(param, "it is not a valid data URL")
-    # Decoded size from the encoded length: refused before any decoding.
-    if len(payload) * 3 // 4 > MAX_FILE_BYTES:
-        raise InvalidRequestError(
-            f"Invalid file data in '{param}': the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB.",
-            param=param,
-            code="file_too_large",
-        )
     try:
-        data = base64.b64decode(payload.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise _bad_data(param, "it is not valid base64") from None
-    if not data:
-        raise _bad_data(param, "the file is empty")
-    return media_type, data
+        return media_type, decode_payload(payload, MAX_FILE_BYTES)
+    except PayloadError as exc:
+        if exc.kind == "too_large":
+            raise InvalidRequestError(
+                f"Invalid file data in '{param}': the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB.",
+                param=param,
+                code="file_too_large",
+            ) from None
+        raise _bad_data(param, "the file is empty" if exc.kind == "empty" else "it is not valid base64") from None
 
 
 def _bad_data(param: str, why: str) -> InvalidRequestError:
@@ -185,7 +186,7 @@ def _utf8(data: bytes, param: str, name: str) -> str:
         ) from None
 
 
-def pdf_text(data: bytes, param: str, name: str) -> str:
+def pdf_text(data: bytes, param: str, name: str, images: ImagePlacer | None = None) -> str:
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, PyPdfError
 
@@ -204,10 +205,13 @@ def pdf_text(data: bytes, param: str, name: str) -> str:
         n_pages = len(reader.pages)
         if n_pages > MAX_PDF_PAGES:
             raise invalid(f"has {n_pages} pages; at most {MAX_PDF_PAGES} are accepted", "file_too_large")
+        texts = [(page.extract_text() or "").strip() for page in reader.pages]
+        scans = [n for n, text in enumerate(texts) if not text][:MAX_SCANNED_PAGES] if images is not None else []
+        rendered = dict(zip(scans, render_pages(data, scans), strict=True)) if scans else {}
         pages = []
-        for number, page in enumerate(reader.pages, start=1):
-            text = (page.extract_text() or "").strip()
-            pages.append(f"--- page {number} ---\n{text or '(no text on this page)'}")
+        for number, text in enumerate(texts):
+            body = images.page(param, rendered[number]) if number in rendered and images is not None else text
+            pages.append(f"--- page {number + 1} ---\n{body or '(no text on this page)'}")
     except InvalidRequestError:
         raise
     except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
@@ -215,6 +219,24 @@ def pdf_text(data: bytes, param: str, name: str) -> str:
     if not pages:
         raise invalid("has no pages")
     return "\n".join(pages)
+
+
+def render_pages(data: bytes, numbers: list[int]) -> list[Image]:
+    """Pages (0-based) rendered to RGB with PDFium, the long side at SCAN_SIDE pixels."""
+    import pypdfium2 as pdfium
+
+    out = []
+    with _pdfium_lock:  # PDFium is not thread-safe, and the prompt pool has several threads
+        document = pdfium.PdfDocument(data)
+        try:
+            for number in numbers:
+                page = document[number]
+                width, height = page.get_size()
+                bitmap = page.render(scale=min(SCAN_SIDE / max(width, height, 1.0), 4.0))
+                out.append(image_of(bitmap.to_pil().convert("RGB")))
+        finally:
+            document.close()
+    return out
 
 
 def _attribute(name: str) -> str:

@@ -12,6 +12,8 @@ from typing import Any
 from chatport.protocol.backend import GenerationRequest, Grammar, LazyGrammar, SamplingParams
 from chatport.protocol.errors import InvalidRequestError, context_length_exceeded
 from chatport.protocol.requests import ChatCompletionRequest
+from chatport.service.fetch import ImageFetcher
+from chatport.service.images import ImagePlacer, image_parts, load_images
 from chatport.service.messages import has_files, to_template_messages
 from chatport.service.models import ServedModel
 from chatport.service.prompt import NO_REASONING, build_prompt
@@ -46,11 +48,23 @@ def service_tier(request: ChatCompletionRequest) -> str:
 
 
 async def generation_for(
-    request: ChatCompletionRequest, model: ServedModel, pool: ThreadPoolExecutor
+    request: ChatCompletionRequest, model: ServedModel, pool: ThreadPoolExecutor, fetcher: ImageFetcher | None = None
 ) -> tuple[GenerationRequest, ToolPlan | None]:
-    convert = partial(to_template_messages, request.messages, model=model.id, template=model.template, reasoning=model.reasoning)
+    placer = None
+    if model.capabilities.vision:
+        loaded = await load_images(request.messages, fetcher or ImageFetcher(), pool) if image_parts(request.messages) else []
+        placer = ImagePlacer(loaded)
+    convert = partial(
+        to_template_messages,
+        request.messages,
+        model=model.id,
+        template=model.template,
+        reasoning=model.reasoning,
+        images=placer,
+    )
     # Files are parsed (PDFs) in the prompt pool; plain messages are not worth the hop.
     messages = await asyncio.get_running_loop().run_in_executor(pool, convert) if has_files(request.messages) else convert()
+    images = placer.prompt_images() if placer is not None else None
     reasoning = model.reasoning_plans.get(request.reasoning_effort, NO_REASONING)
     grammar = grammar_for(request, messages)
     grammar_error = schema_error(request)
@@ -67,7 +81,7 @@ async def generation_for(
         vocab = model.backend.vocabulary
         visible = frozenset(vocab.special[m] for m in fmt.markers if m in vocab.control)
     visible |= reasoning.visible
-    prompt = await build_prompt(model.prompts, pool, *template_inputs(messages, tools, model), reasoning)
+    prompt = await build_prompt(model.prompts, pool, *template_inputs(messages, tools, model), reasoning, images)
     prediction = (
         await asyncio.get_running_loop().run_in_executor(pool, predicted_tokens, request, model) if request.prediction else ()
     )

@@ -12,13 +12,14 @@ from typing import Any
 from chatport.protocol import requests as rq
 from chatport.protocol.errors import InvalidRequestError
 from chatport.service.files import file_text
+from chatport.service.images import ImagePlacer
 from chatport.service.reasoning import ReasoningTemplate, split_history
 from chatport.service.template import ChatTemplate
 
 _PART_NAMES = {"image_url": "image", "input_audio": "audio", "file": "file"}
 
 
-def _text_of(content: Any, index: int, model: str) -> str:
+def _text_of(content: Any, index: int, model: str, images: ImagePlacer | None = None) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
@@ -30,7 +31,9 @@ def _text_of(content: Any, index: int, model: str) -> str:
         elif isinstance(part, rq.RefusalPart):
             texts.append(part.refusal)
         elif isinstance(part, rq.FilePart):
-            texts.append(file_text(part.file, f"messages[{index}].content[{j}]"))
+            texts.append(file_text(part.file, f"messages[{index}].content[{j}]", images))
+        elif isinstance(part, rq.ImagePart) and images is not None:
+            texts.append(images.image_part(f"messages[{index}].content[{j}]"))
         else:
             raise InvalidRequestError(
                 f"Invalid content type. The model `{model}` does not accept {_PART_NAMES[part.type]} "
@@ -69,18 +72,26 @@ def has_files(messages: list[Any]) -> bool:
 
 
 def to_template_messages(
-    messages: list[Any], *, model: str, template: ChatTemplate, reasoning: ReasoningTemplate | None = None
+    messages: list[Any],
+    *,
+    model: str,
+    template: ChatTemplate,
+    reasoning: ReasoningTemplate | None = None,
+    images: ImagePlacer | None = None,
 ) -> list[dict[str, Any]]:
     """The messages as plain dicts. ``name`` goes to templates that render it; for those
     that do not, it is written before the content as ``name: content``. An assistant's
     ``refusal`` is what it said when it has no content. For a template that thinks, an
     assistant's reasoning (``reasoning_content``, or a think block sent back in its
     content) goes to the template as ``reasoning_content``, which templates drop from
-    earlier turns (Qwen3 keeps it only within the current turn's tool calls)."""
+    earlier turns (Qwen3 keeps it only within the current turn's tool calls).
+    ``images``: the model sees images; each image part (and each PDF page without text)
+    becomes a marker in the text, where the prompt builder puts the image (as llama.cpp's
+    server does, so any template works, whether or not it knows image parts)."""
     out: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
         role = message.role
-        entry: dict[str, Any] = {"role": role, "content": _text_of(message.content, i, model)}
+        entry: dict[str, Any] = {"role": role, "content": _text_of(message.content, i, model, images)}
         if role == "developer" and not template.knows_developer_role:
             entry["role"] = "system"
         name = getattr(message, "name", None)

@@ -21,15 +21,16 @@ import asyncio
 import math
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import ahocorasick
 
-from chatport.protocol.backend import Backend
+from chatport.protocol.backend import Backend, BackendFailure
 from chatport.protocol.errors import InvalidRequestError
-from chatport.protocol.prompt import Prompt
+from chatport.protocol.prompt import Image, MediaChunk, Prompt, Segment
 from chatport.service.reasoning import ReasoningPlan
 from chatport.service.template import ChatTemplate
 
@@ -42,6 +43,17 @@ NO_REASONING = ReasoningPlan()
 
 class PromptCancelled(Exception):
     """The client left while its prompt was being built."""
+
+
+@dataclass(frozen=True)
+class PromptImages:
+    """The request's images, in order, and the marker standing for each in the messages'
+    text: a per-request random string that no client can know in advance, so only the
+    server's own markers become images."""
+
+    images: Sequence[Image]
+    params: Sequence[str]  # each image's part, for errors (messages[0].content[1])
+    marker: str
 
 
 class PromptBuilder:
@@ -64,17 +76,19 @@ class PromptBuilder:
         tools: list[dict[str, Any]] | None,
         stop: threading.Event,
         reasoning: ReasoningPlan = NO_REASONING,
+        images: PromptImages | None = None,
     ) -> Prompt:
         """Blocking: call it in a worker thread. ``stop`` set: the client has gone.
-        ``reasoning``: the template's thinking switch and markup that ends the prompt."""
+        ``reasoning``: the template's thinking switch and markup that ends the prompt.
+        ``images``: where the rendered text holds their marker, the images go (encoded
+        by the backend, here in the pool)."""
         guard = _Guard(self._control)
         tool_data = guard.walk(tools) if tools is not None else None
         text = self._template.render(guard.walk(messages), tools=tool_data, variables=reasoning.variables) + reasoning.suffix
         self._check_fits(text)
-        tokens = self._tokenize(text, guard.originals, stop)
-        if self._bos >= 0 and (not tokens or tokens[0] != self._bos):
-            tokens.insert(0, self._bos)
-        return Prompt.of_tokens(tokens)
+        segments = _Segments(images, self._backend)
+        self._tokenize(text, guard.originals, stop, segments)
+        return Prompt(segments.finish(self._bos))
 
     def _check_fits(self, text: str) -> None:
         # No token is longer than max_token_bytes, so this many bytes need at least this
@@ -88,23 +102,74 @@ class PromptBuilder:
                 code="context_length_exceeded",
             )
 
-    def _tokenize(self, text: str, originals: list[str], stop: threading.Event) -> list[int]:
-        tokens: list[int] = []
+    def _tokenize(self, text: str, originals: list[str], stop: threading.Event, out: _Segments) -> None:
         start = 0
         for end, special in self._markup.iter_long(text) if self._markup is not None else ():
             begin = end - len(special) + 1
-            tokens += self._plain(text[start:begin], originals)
-            tokens.append(self._special[special])
+            self._plain(text[start:begin], originals, out)
+            out.tokens.append(self._special[special])
             start = end + 1
             if stop.is_set():
                 raise PromptCancelled
-        return tokens + self._plain(text[start:], originals)
+        self._plain(text[start:], originals, out)
 
-    def _plain(self, piece: str, originals: list[str]) -> list[int]:
-        if not piece:
-            return []
-        restored = _SENTINEL.sub(lambda m: originals[int(m.group(1))], piece)
-        return self._backend.tokenize(restored, special=False)
+    def _plain(self, piece: str, originals: list[str], out: _Segments) -> None:
+        pieces = piece.split(out.marker) if out.marker else [piece]
+        for k, text in enumerate(pieces):
+            if k:
+                out.add_image()
+            if text:
+                restored = _SENTINEL.sub(lambda m: originals[int(m.group(1))], text)
+                out.tokens += self._backend.tokenize(restored, special=False)
+
+
+class _Segments:
+    """The prompt as it is built: token runs, with each image's segments where its marker was."""
+
+    def __init__(self, images: PromptImages | None, backend: Backend) -> None:
+        self._images = images.images if images is not None else ()
+        self._params = images.params if images is not None else ()
+        self.marker = images.marker if images is not None else ""
+        self._backend = backend
+        self._done: list[Segment] = []
+        self._placed = 0
+        self.tokens: list[int] = []
+
+    def add_image(self) -> None:
+        if self._placed >= len(self._images):
+            return  # the template repeated a message: the marker stays unused
+        self._close_run()
+        try:
+            encoded = self._backend.encode_image(self._images[self._placed])
+        except BackendFailure as exc:
+            param = self._params[self._placed]
+            raise InvalidRequestError(f"Invalid image in '{param}': {exc}.", param=param, code="invalid_image") from None
+        for segment in encoded:
+            if isinstance(segment, MediaChunk):
+                self._close_run()
+                self._done.append(segment)
+            else:
+                self.tokens += segment
+        self._placed += 1
+
+    def _close_run(self) -> None:
+        if self.tokens:
+            self._done.append(self.tokens)
+            self.tokens = []
+
+    def finish(self, bos: int) -> list[Segment]:
+        if self._placed < len(self._images):
+            raise InvalidRequestError(
+                f"The chat template placed {self._placed} of the {len(self._images)} images in the prompt: it drops "
+                "the content of some messages (images are read from user messages).",
+                param="messages",
+                code="invalid_value",
+            )
+        self._close_run()
+        first = self._done[0] if self._done else None
+        if bos >= 0 and not (isinstance(first, list) and first and first[0] == bos):
+            self._done.insert(0, [bos])
+        return self._done
 
 
 class _Guard:
@@ -157,10 +222,11 @@ async def build_prompt(
     messages: list[dict[str, Any]],
     tools: list[dict[str, Any]] | None,
     reasoning: ReasoningPlan = NO_REASONING,
+    images: PromptImages | None = None,
 ) -> Prompt:
     """Build in ``pool``; if the caller is cancelled (its client left), the work stops."""
     stop = threading.Event()
-    job = pool.submit(builder.build, messages, tools, stop, reasoning)
+    job = pool.submit(builder.build, messages, tools, stop, reasoning, images)
     try:
         return await asyncio.wrap_future(job)
     except asyncio.CancelledError:

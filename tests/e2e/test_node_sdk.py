@@ -29,23 +29,24 @@ def node_server(store_url, tmp_path_factory):
 
 
 def run_node_checks(server) -> dict:
+    return run_node_script(
+        "sdk_check.mjs",
+        {
+            "CHATPORT_BASE_URL": server.api,
+            "CHATPORT_PDF_B64": base64.b64encode(make_pdf([PDF_LINE])).decode(),
+            "CHATPORT_PDF_TEXT": f'<file name="document.pdf">\n--- page 1 ---\n{PDF_LINE}\n</file>',
+        },
+    )
+
+
+def run_node_script(script: str, env: dict[str, str]) -> dict:
+    """Run one of tests/node's scripts with ``env`` added; its last line is a JSON report."""
     if shutil.which("node") is None:
         pytest.fail("node is required for the TypeScript SDK tests")
     if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "openai")):
         pytest.fail("run `npm ci --prefix tests/node` first (the README's test command does)")
     out = subprocess.run(
-        ["node", "sdk_check.mjs"],
-        cwd=NODE_DIR,
-        env={
-            **os.environ,
-            "CHATPORT_BASE_URL": server.api,
-            "CHATPORT_PDF_B64": base64.b64encode(make_pdf([PDF_LINE])).decode(),
-            "CHATPORT_PDF_TEXT": f'<file name="document.pdf">\n--- page 1 ---\n{PDF_LINE}\n</file>',
-        },
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
+        ["node", script], cwd=NODE_DIR, env={**os.environ, **env}, capture_output=True, text=True, check=False, timeout=300
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 
+import PIL.Image
+
 
 def make_pdf(pages: list[str | None]) -> bytes:
     """One page per entry: its text in Helvetica, or no content at all for None."""
@@ -40,6 +42,20 @@ def make_pdf(pages: list[str | None]) -> bytes:
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
     out.write(b"".join(b"%010d 00000 n \n" % offset for offset in offsets))
     out.write(b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, catalog, xref))
+    return out.getvalue()
+
+
+def pdf_with_scan(before: list[str], scan: PIL.Image.Image, after: list[str]) -> bytes:
+    """Text pages, then a page that is only a picture (as a scanner makes it), then more text."""
+    from pypdf import PdfReader, PdfWriter
+
+    scanned = io.BytesIO()
+    scan.save(scanned, "PDF", resolution=72.0)
+    writer = PdfWriter()
+    for part in (make_pdf(list(before)), scanned.getvalue(), make_pdf(list(after))):
+        writer.append(PdfReader(io.BytesIO(part)))
+    out = io.BytesIO()
+    writer.write(out)
     return out.getvalue()
 
 

@@ -155,6 +155,28 @@ async def test_a_media_chunk_is_decoded_between_token_steps_and_keeps_positions(
     assert with_image.prompt_tokens == len(prompt)
 
 
+async def test_a_running_stream_gets_a_token_in_every_step_while_images_are_decoded():
+    engine, context = make_engine(n_seqs=4)
+    running = engine.submit(request("say: a", max_tokens=20))
+    engine.tick()  # its prompt, in slot 0
+    for i in range(3):
+        two_images = [MediaChunk("image", f"sha-{i}-{k}", n_cells=8, n_pos=8) for k in range(2)]
+        prompt = Prompt([tokens("look: "), *two_images, tokens(" y")])
+        engine.submit(GenerationRequest(prompt=prompt, params=GREEDY, max_tokens=2))
+    decoded, grown = [], []
+    for _ in range(7):  # the text before the images, then six images
+        media, cells = len(context.media), len(context.kv[0])
+        engine.tick()
+        decoded.append(len(context.media) - media)
+        grown.append(len(context.kv[0]) - cells)
+    assert decoded == [0] + [1] * 6  # one image per step...
+    assert grown == [1] * 7  # ...and the running stream took its token in each of those steps
+    while engine.tick():
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert text_of([d async for step in running for d in step]) == "bcdefghijklmnopqrstu"
+
+
 async def test_the_same_image_in_a_repeated_prompt_is_a_prefix_cache_hit_and_another_is_not():
     def prompt(digest: str, question: str) -> Prompt:
         return Prompt([tokens("look: "), MediaChunk("image", digest, n_cells=4, n_pos=4), tokens(question)])

@@ -1,0 +1,199 @@
+"""``image_url`` parts -> decoded images for a vision backend.
+
+An image arrives as a data URL (``data:image/png;base64,...``) or an http(s) address
+fetched under the guards in ``service/fetch.py``. PNG, JPEG, WebP and GIF (its first
+frame) are decoded with Pillow into 8-bit RGB; transparency is laid over white, as a
+page would show it. ``detail``: ``low`` fits the image into 512x512 first (as OpenAI's
+low detail does), so it costs the fewest image tokens a projector with dynamic resolution
+allows; ``high`` and ``auto`` pass the image as sent, and the projector's own resolution
+limits apply (a fixed-size projector such as Gemma 3's resizes every image alike).
+
+Fetching is async (many at once); decoding runs in the prompt pool, off the event loop.
+Every failure is a 400 naming the part (``messages[0].content[1]``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import secrets
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import PIL.Image
+
+from chatport.protocol import requests as rq
+from chatport.protocol.errors import InvalidRequestError
+from chatport.protocol.prompt import Image
+from chatport.service.dataurl import DATA_URL, PayloadError, decode_payload
+from chatport.service.fetch import FetchError, ImageFetcher, fetch_error
+from chatport.service.prompt import PromptImages
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_IMAGE_PIXELS = 40_000_000  # a decompression bomb is refused before its pixels are decoded
+LOW_DETAIL_SIDE = 512
+MAX_IMAGES = 100  # image parts per request
+MAX_REQUEST_PIXELS = 120_000_000  # decoded pixels per request (3 bytes each)
+FETCHES_AT_ONCE = 4  # image URLs one request downloads at a time
+FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "GIF": "gif"}
+
+
+def image_parts(messages: list[Any]) -> list[tuple[str, rq.ImageURL]]:
+    """(param, image_url) of every image part, in prompt order."""
+    out = []
+    for i, message in enumerate(messages):
+        if isinstance(message.content, list):
+            for j, part in enumerate(message.content):
+                if isinstance(part, rq.ImagePart):
+                    out.append((f"messages[{i}].content[{j}]", part.image_url))
+    return out
+
+
+async def load_images(messages: list[Any], fetcher: ImageFetcher, pool: ThreadPoolExecutor) -> list[Image]:
+    """Every image of the messages, decoded, in prompt order. Fetched a few at a time; the
+    first failure cancels the rest. One request holds at most MAX_IMAGES images and
+    MAX_REQUEST_PIXELS decoded pixels, so its memory is bounded whatever it asks for."""
+    parts = image_parts(messages)
+    if len(parts) > MAX_IMAGES:
+        raise InvalidRequestError(
+            f"Too many images: the messages hold {len(parts)} image parts; at most {MAX_IMAGES} are accepted per request.",
+            param="messages",
+            code="too_many_images",
+        )
+    loop = asyncio.get_running_loop()
+    fetching = asyncio.Semaphore(FETCHES_AT_ONCE)
+    pixels = 0
+
+    async def one(param: str, ref: rq.ImageURL) -> Image:
+        nonlocal pixels
+        async with fetching:
+            data, declared = await _bytes_of(ref.url, param, fetcher)
+        image = await loop.run_in_executor(pool, decode_image, data, param, ref.detail, declared)
+        pixels += image.width * image.height
+        if pixels > MAX_REQUEST_PIXELS:
+            raise InvalidRequestError(
+                f"Invalid image in '{param}': the request's images hold more than {MAX_REQUEST_PIXELS:,} pixels in all.",
+                param=param,
+                code="image_too_large",
+            )
+        return image
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(param, ref)) for param, ref in parts]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+async def _bytes_of(url: str, param: str, fetcher: ImageFetcher) -> tuple[bytes, str | None]:
+    if url.startswith("data:"):
+        return data_url_bytes(url, param)
+    if url.startswith(("http://", "https://")):
+        try:
+            return await fetcher.fetch(url)
+        except FetchError as exc:
+            raise fetch_error(param, url, exc) from None
+    raise InvalidRequestError(
+        f"Invalid image URL in '{param}': expected an http(s) URL or a base64 data URL (data:image/png;base64,...).",
+        param=param,
+        code="invalid_image_url",
+    )
+
+
+def data_url_bytes(url: str, param: str) -> tuple[bytes, str | None]:
+    match = DATA_URL.match(url)
+    if match is None or not match.group("b64"):
+        raise _invalid(param, "it is not a base64 data URL (expected 'data:image/png;base64,...')")
+    kind = (match.group("type") or "").lower() or None
+    payload = url[match.end() :]
+    try:
+        return decode_payload(payload, MAX_IMAGE_BYTES), kind
+    except PayloadError as exc:
+        if exc.kind == "too_large":
+            raise _too_large(param) from None
+        raise _invalid(param, "the image is empty" if exc.kind == "empty" else "its data is not valid base64") from None
+
+
+def decode_image(data: bytes, param: str, detail: str = "auto", declared: str | None = None) -> Image:
+    """Decode to RGB (blocking). ``declared``: the type the data URL or server gave."""
+    if len(data) > MAX_IMAGE_BYTES:
+        raise _too_large(param)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(io.BytesIO(data), formats=list(FORMATS)) as image:
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    raise _invalid(
+                        param, f"the image is {image.width}x{image.height} pixels, more than {MAX_IMAGE_PIXELS:,} in all"
+                    )
+                image.seek(0)  # an animation's first frame
+                rgb = _rgb(image)
+    except (PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning):
+        raise InvalidRequestError(
+            f"Invalid image in '{param}': the data is not a PNG, JPEG, WebP or GIF image"
+            + (f" (it was declared {declared})" if declared else "")
+            + ".",
+            param=param,
+            code="invalid_image_format",
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise _invalid(param, f"the image could not be decoded ({exc})") from None
+    if detail == "low":
+        rgb.thumbnail((LOW_DETAIL_SIDE, LOW_DETAIL_SIDE))
+    return image_of(rgb)
+
+
+def image_of(rgb: PIL.Image.Image) -> Image:
+    """An RGB picture as the backend takes it, named by a hash of its pixels."""
+    pixels = rgb.tobytes()
+    digest = hashlib.sha256(f"{rgb.width}x{rgb.height}:".encode() + pixels).hexdigest()
+    return Image(rgb.width, rgb.height, pixels, digest)
+
+
+class ImagePlacer:
+    """Puts images into the messages' text as the prompt builder's marker, and keeps them
+    in prompt order: an ``image_url`` part takes the next image loaded for the parts; a
+    PDF page without text brings its rendering."""
+
+    def __init__(self, loaded: Sequence[Image], marker: str | None = None) -> None:
+        self.marker = marker or f"<image:{secrets.token_hex(16)}>"
+        self._loaded = iter(loaded)
+        self.images: list[Image] = []
+        self.params: list[str] = []
+
+    def image_part(self, param: str) -> str:
+        return self.page(param, next(self._loaded))
+
+    def page(self, param: str, image: Image) -> str:
+        self.images.append(image)
+        self.params.append(param)
+        return self.marker
+
+    def prompt_images(self) -> PromptImages | None:
+        return PromptImages(self.images, self.params, self.marker) if self.images else None
+
+
+def _rgb(image: PIL.Image.Image) -> PIL.Image.Image:
+    if image.mode == "RGB":
+        return image.copy()
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = PIL.Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return PIL.Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _invalid(param: str, why: str) -> InvalidRequestError:
+    return InvalidRequestError(f"Invalid image in '{param}': {why}.", param=param, code="invalid_image")
+
+
+def _too_large(param: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"Invalid image in '{param}': the image is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB.",
+        param=param,
+        code="image_too_large",
+    )
