@@ -14,6 +14,9 @@ from openai import OpenAI
 from chatport.catalog import default_model
 from tests.conftest import start_server, stop_server
 from tests.support.fake_hub import FakeHub
+from tests.support.images import data_url, encode
+from tests.support.images import picture as tiny_picture
+from tests.support.mmproj import IMAGE_TOKENS, tiny_mmproj
 
 REPO = "chatport-test/SmolLM2-135M-Instruct-GGUF"
 GGUF = "SmolLM2-135M-Instruct-Q4_1.gguf"
@@ -22,14 +25,15 @@ PROJECTOR = "mmproj-SmolLM2-F16.gguf"
 
 
 @pytest.fixture(scope="module")
-def hub():
+def hub(tmp_path_factory):
+    projector = tiny_mmproj(str(tmp_path_factory.mktemp("projector") / PROJECTOR))
     fake = FakeHub(
         {
             REPO: {
                 GGUF: default_model().path,
                 SPLIT[0]: b"first part " * 1000,
                 SPLIT[1]: b"second part " * 1000,
-                PROJECTOR: b"a projector",
+                PROJECTOR: projector,
                 "README.md": b"# SmolLM2 GGUF\n",
             }
         }
@@ -77,6 +81,12 @@ def test_a_model_pulled_by_quant_serves_and_then_serves_offline(tmp_path, hub):
                 model="smollm2-135m-instruct-q4_1", messages=[{"role": "user", "content": "Hi"}], max_tokens=3
             )
             assert answer.choices[0].message.content
+            # The repo's projector was loaded with the model: it takes images.
+            picture = {"type": "image_url", "image_url": {"url": data_url(encode(tiny_picture(), "PNG"))}}
+            seen = client.chat.completions.create(
+                model="smollm2-135m-instruct-q4_1", messages=[{"role": "user", "content": [picture]}], max_tokens=3
+            )
+            assert seen.usage.prompt_tokens > IMAGE_TOKENS
         finally:
             stop_server(srv)
 
