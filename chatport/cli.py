@@ -18,6 +18,7 @@ from chatport.engine.engine import EngineConfig
 from chatport.hub import is_hub
 
 if TYPE_CHECKING:
+    from chatport.service.audio import AudioService
     from chatport.store.database import Database
 
 T = TypeVar("T")
@@ -99,6 +100,21 @@ def serve(
         list[str],
         typer.Option(
             "--mmproj", help="A vision projector GGUF for the --model before it, for image input (hf: models bring theirs)."
+        ),
+    ] = [],
+    stt_model: Annotated[
+        str | None,
+        typer.Option(help="A CTranslate2 Whisper directory for input_audio (default: Whisper tiny.en, shipped in a package)."),
+    ] = None,
+    no_audio_input: Annotated[
+        bool, typer.Option("--no-audio-input", help="Refuse input_audio parts (load no Whisper model).")
+    ] = False,
+    voice: Annotated[
+        list[str],
+        typer.Option(
+            "--voice",
+            help="NAME=PATH.onnx: a Piper voice for spoken answers under this name (an OpenAI voice name or a new one); "
+            "needs the tts extra.",
         ),
     ] = [],
     allow_private_urls: Annotated[
@@ -232,6 +248,7 @@ def serve(
         except KeyError:
             raise typer.BadParameter(f"--alias {name}={target}: no served model is called {target!r}") from None
     console.print(f"stored completions: {describe(database.url)}")
+    audio = _audio(stt_model, voice, not no_audio_input)
     try:
         api = build_app(
             registry,
@@ -246,6 +263,7 @@ def serve(
             drop_params=dropped,
             show_reasoning=reasoning_format == "reasoning_content",
             allow_private_urls=allow_private_urls,
+            audio=audio,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--limits") from None
@@ -257,6 +275,28 @@ def serve(
         max_connections=max_connections,
         header_timeout=header_timeout,
     )
+
+
+def _audio(stt_model: str | None, voices: list[str], stt: bool) -> AudioService:
+    from chatport.server import load_audio
+    from chatport.speech.whisper import ModelMissing
+
+    named: dict[str, str] = {}
+    for value in voices:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise typer.BadParameter(f"takes NAME=PATH.onnx, got {value!r}", param_hint="--voice")
+        named[name] = os.path.abspath(path)
+    try:
+        audio = load_audio(stt_model, named, stt=stt)
+    except ModelMissing as exc:
+        raise typer.BadParameter(str(exc), param_hint="--stt-model") from None
+    if voices and audio.synthesizer is None:
+        raise typer.BadParameter(audio.speech_unavailable, param_hint="--voice")
+    heard = "off" if audio.transcriber is None else "Whisper"
+    said = ", ".join(audio.synthesizer.voices) if audio.synthesizer is not None else f"off ({audio.speech_unavailable})"
+    console.print(f"audio input: {heard}; spoken answers: {said}")
+    return audio
 
 
 def _chat_templates(paths: list[str], n_models: int) -> list[str | None]:
@@ -503,6 +543,9 @@ def bench(
     prediction: Annotated[
         bool, typer.Option("--prediction", help="Instead: predicted outputs on a code edit, with and without.")
     ] = False,
+    audio: Annotated[
+        bool, typer.Option("--audio", help="Instead: transcription speed and time to first audio of spoken answers.")
+    ] = False,
 ) -> None:
     """Measure throughput, TTFT and inter-token latency through the official async SDK."""
     import shlex
@@ -521,6 +564,12 @@ def bench(
 
         levels = [int(c) for c in concurrency.split(",") if c.strip()]
         typer.echo(prediction_table(command, run_prediction(model, model_path or default_model().path, levels)))
+        return
+    if audio:
+        from chatport.bench.audio import markdown as audio_table
+        from chatport.bench.audio import run_audio
+
+        typer.echo(audio_table(command, *run_audio(model, model_path or default_model().path)))
         return
     if soak is not None:
         from chatport.bench.soak import markdown, run_soak

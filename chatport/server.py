@@ -11,6 +11,7 @@ from chatport.api.app import create_app
 from chatport.api.middleware import DEFAULT_BODY_TIMEOUT
 from chatport.engine.backend import LlamaBackend
 from chatport.engine.engine import EngineConfig
+from chatport.service.audio import AudioService
 from chatport.service.auth import Authenticator, AuthMode
 from chatport.service.chat import ChatService
 from chatport.service.fetch import FetchPolicy, ImageFetcher
@@ -18,6 +19,7 @@ from chatport.service.limits import RateLimiter
 from chatport.service.models import ModelRegistry, ServedModel
 from chatport.service.services import Services
 from chatport.service.stored import StoredCompletions
+from chatport.store.audio import AudioAnswerStore
 from chatport.store.completions import CompletionStore
 from chatport.store.counters import counters_for
 from chatport.store.database import Database
@@ -35,6 +37,22 @@ def load_model(
     return ServedModel.create(model_id, LlamaBackend(path, config, progress=progress, mmproj=mmproj), chat_template)
 
 
+def load_audio(stt_model: str | None, voices: dict[str, str], *, stt: bool = True, threads: int = 1) -> AudioService:
+    """Speech in (Whisper) and out (Piper, when the tts extra is installed). ``voices``:
+    request names -> voice files (--voice); the default voice speaks for every OpenAI name."""
+    from chatport.speech.piper import PiperSynthesizer, SpeechUnavailable, default_voice
+    from chatport.speech.whisper import WhisperTranscriber
+
+    transcriber = WhisperTranscriber(stt_model, threads=threads) if stt else None
+    synthesizer, why = None, ""
+    try:
+        files = {"default": default_voice(), **voices}
+        synthesizer = PiperSynthesizer(files)
+    except SpeechUnavailable as exc:
+        why = str(exc)
+    return AudioService(transcriber, synthesizer, voices={name: name for name in voices}, speech_unavailable=why or "no voice")
+
+
 def build_app(
     registry: ModelRegistry,
     *,
@@ -49,8 +67,11 @@ def build_app(
     drop_params: frozenset[str] = frozenset(),
     show_reasoning: bool = True,
     allow_private_urls: bool = False,
+    audio: AudioService | None = None,
 ) -> FastAPI:
     stored = StoredCompletions(CompletionStore(database)) if database is not None else None
+    if audio is not None and database is not None:
+        audio.answers = AudioAnswerStore(database)
     services = Services(
         registry=registry,
         chat=ChatService(
@@ -59,6 +80,7 @@ def build_app(
             drop=drop_params,
             show_reasoning=show_reasoning,
             fetcher=ImageFetcher(FetchPolicy(allow_private=allow_private_urls)),
+            audio=audio,
         ),
         stored=stored,
         auth=Authenticator(

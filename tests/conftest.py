@@ -60,7 +60,10 @@ def eog_bias(vocab) -> dict[str, int]:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Iterator[Server]:
-    srv = start_server(str(tmp_path_factory.mktemp("srv")), "--alias", "gpt-4o=" + MODEL, "--alias", "gpt-4=" + MODEL)
+    srv = start_server(
+        str(tmp_path_factory.mktemp("srv")),
+        *("--alias", "gpt-4o=" + MODEL, "--alias", "gpt-4=" + MODEL, "--alias", "gpt-4o-audio-preview=" + MODEL),
+    )
     yield srv
     stop_server(srv)
 

@@ -13,7 +13,7 @@ from chatport.api.guards import BrowserGuard
 from chatport.api.metrics import metrics_endpoint
 from chatport.api.middleware import DEFAULT_BODY_TIMEOUT, InFlight, RequestContextMiddleware
 from chatport.api.responses import OrjsonResponse
-from chatport.api.routes import chat, models, stored
+from chatport.api.routes import audio, chat, models, stored
 from chatport.protocol.errors import APIError
 from chatport.service.services import Services
 
@@ -64,7 +64,7 @@ def create_app(
         # ends (RequestContextMiddleware); the chat route bills it the tokens used.
         request.state.ticket = await services.limits.admit(principal)
 
-    for router in (chat.router, stored.router, models.router):
+    for router in (chat.router, stored.router, models.router, audio.router):
         app.include_router(router, prefix="/v1", dependencies=[Depends(require_key)])
 
     @app.get("/health", include_in_schema=False)

@@ -1,5 +1,6 @@
 """Checks that keep web pages from driving the API: the Host header must name this server,
-and request bodies must be declared as JSON.
+and request bodies must be declared as JSON (or, for uploads, be multipart forms that carry
+an Authorization header, which no cross-site page can send without asking).
 
 Without them, a page on any site could POST a ``text/plain`` body (a "simple" request
 that browsers send cross-origin without asking) to a server on the user's loopback, and a
@@ -16,6 +17,8 @@ from chatport.protocol.errors import InvalidRequestError
 
 # The API takes bodies only with POST; other methods meet the router's 404/405 first.
 _BODY_METHODS = frozenset({"POST"})
+# Routes that take multipart form data (file uploads), as OpenAI's do.
+_FORM_PATHS = frozenset({"/v1/audio/transcriptions"})
 
 
 class BrowserGuard:
@@ -45,7 +48,17 @@ class BrowserGuard:
                 )
         if scope["method"] in _BODY_METHODS:
             declared = headers.get(b"content-type", b"").decode("latin-1")
-            if declared.split(";", 1)[0].strip().lower() != "application/json":
+            kind = declared.split(";", 1)[0].strip().lower()
+            if kind == "multipart/form-data" and scope["path"] in _FORM_PATHS:
+                # A form is what a cross-site page may post without asking; one that carries
+                # an Authorization header (as every SDK call does) cannot come from a page.
+                if b"authorization" not in headers:
+                    return InvalidRequestError(
+                        "Multipart requests must carry an Authorization header (send 'Authorization: Bearer KEY').",
+                        code="missing_authorization",
+                    )
+                return None
+            if kind != "application/json":
                 return InvalidRequestError(
                     f"Unsupported content type: '{declared}'. This API method only accepts 'application/json' "
                     f"requests, but you specified the header 'Content-Type: {declared}'. Please try again with "

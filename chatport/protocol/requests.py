@@ -374,3 +374,17 @@ class ChatCompletionRequest(BaseModel):
     user: str | None = None
     verbosity: Literal["low", "medium", "high"] | None = None
     web_search_options: dict[str, Any] | None = None
+
+
+class SpeechRequest(BaseModel):
+    """POST /v1/audio/speech."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    model: str
+    input: Annotated[str, Field(min_length=1, max_length=4096)]
+    voice: str | dict[str, Any]
+    instructions: str | None = None
+    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
+    speed: Annotated[float, Field(ge=0.25, le=4.0)] = 1.0
+    stream_format: Literal["audio", "sse"] = "audio"

@@ -26,15 +26,17 @@ def usage(
     accepted_prediction: int = 0,
     rejected_prediction: int = 0,
     reasoning: int = 0,
+    audio_prompt: int = 0,
+    audio_completion: int = 0,
 ) -> dict[str, Any]:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": audio_prompt},
         "completion_tokens_details": {
             "reasoning_tokens": reasoning,
-            "audio_tokens": 0,
+            "audio_tokens": audio_completion,
             "accepted_prediction_tokens": accepted_prediction,
             "rejected_prediction_tokens": rejected_prediction,
         },

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 import string
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,10 +26,11 @@ from chatport.protocol.backend import (
 from chatport.protocol.errors import APIError, overloaded_error, rate_limit_error, unsupported_parameter
 from chatport.protocol.requests import ChatCompletionRequest
 from chatport.protocol.validation import validate
+from chatport.service.audio import AudioService, SentenceSpeaker
 from chatport.service.checks import check_request, drop_params
 from chatport.service.choices import Choices
 from chatport.service.fetch import ImageFetcher
-from chatport.service.generation import generation_for, service_tier
+from chatport.service.generation import Heard, generation_for, service_tier
 from chatport.service.models import ModelRegistry, ServedModel
 from chatport.service.stored import StoredCompletions
 from chatport.service.tools.plan import ToolPlan
@@ -52,6 +54,8 @@ class PreparedChat:
     service_tier: str
     dropped: list[str]  # parameters accepted and ignored (--drop-params), said in a header
     show_reasoning: bool = True  # a think block's text is returned as reasoning_content
+    voice: str | None = None  # the answer is spoken with this voice (modalities: audio)
+    audio_prompt_tokens: int = 0  # prompt tokens that came from input audio (transcripts)
 
     def choices(self) -> Choices:
         reasoning = self.model.reasoning
@@ -76,13 +80,15 @@ class PreparedChat:
             created=self.created,
             model=self.model_name,
             choices=choices.choice_objects(),
-            usage=usage(choices, handle),
+            usage=usage(choices, handle, self.audio_prompt_tokens, spoken=self.voice is not None),
             service_tier=self.service_tier,
             system_fingerprint=self.model.capabilities.fingerprint,
         )
 
 
-def usage(choices: Choices, handle: GenerationHandle) -> dict[str, Any]:
+def usage(choices: Choices, handle: GenerationHandle, audio_prompt: int = 0, *, spoken: bool = False) -> dict[str, Any]:
+    """``audio_prompt``: prompt tokens from input audio. ``spoken``: the answer was spoken;
+    its tokens (all but reasoning) are audio tokens, as an audio model's answer is."""
     # Rejected prediction tokens count as completion tokens, as OpenAI bills them.
     return rs.usage(
         handle.prompt_tokens,
@@ -91,6 +97,8 @@ def usage(choices: Choices, handle: GenerationHandle) -> dict[str, Any]:
         accepted_prediction=choices.accepted_prediction_tokens,
         rejected_prediction=choices.rejected_prediction_tokens,
         reasoning=choices.reasoning_tokens,
+        audio_prompt=audio_prompt,
+        audio_completion=choices.completion_tokens - choices.reasoning_tokens if spoken else 0,
     )
 
 
@@ -104,11 +112,14 @@ class ChatService:
         drop: frozenset[str] = frozenset(),
         show_reasoning: bool = True,
         fetcher: ImageFetcher | None = None,
+        audio: AudioService | None = None,
     ) -> None:
         """``show_reasoning`` False (--reasoning-format none): reasoning is counted in usage
         but its text is not returned, as OpenAI's reasoning models do. ``fetcher``: how
         image URLs are downloaded (its policy says which addresses may be)."""
         self.fetcher = fetcher or ImageFetcher()
+        # Speech in and out (Whisper, Piper); without models, audio is refused by name.
+        self.audio = audio or AudioService(None, None)
         self.registry = registry
         self.stored = stored
         self.drop = drop
@@ -116,7 +127,8 @@ class ChatService:
         # Rendering and tokenizing prompts: bounded, off the event loop, never blocking it.
         self.prompt_pool = ThreadPoolExecutor(max_workers=prompt_workers, thread_name_prefix="chatport-prompt")
 
-    async def prepare(self, body: dict[str, Any]) -> PreparedChat:
+    async def prepare(self, body: dict[str, Any], project: str = "default") -> PreparedChat:
+        """``project``: whose earlier spoken answers the messages may refer to."""
         request = validate(ChatCompletionRequest, body)
         model = self.registry.resolve(request.model)
         # A model that reasons takes reasoning_effort: dropped only where it would be refused.
@@ -128,7 +140,9 @@ class ChatService:
             max_messages=model.capabilities.context_length,
             reasons=model.reasoning is not None,
         )
-        generation, tools = await generation_for(request, model, self.prompt_pool, self.fetcher)
+        voice = self.audio.check_output(request)
+        heard = Heard(tuple(await self.audio.transcripts(request.messages)), await self.audio.history(request.messages, project))
+        generation, tools = await generation_for(request, model, self.prompt_pool, self.fetcher, heard)
         return PreparedChat(
             request,
             model,
@@ -140,6 +154,8 @@ class ChatService:
             service_tier(request),
             dropped,
             self.show_reasoning,
+            voice,
+            sum(len(model.backend.tokenize(text, special=False)) for text in heard.transcripts),
         )
 
     async def start(self, chat: PreparedChat) -> GenerationHandle:
@@ -173,6 +189,12 @@ class ChatService:
         finally:
             handle.cancel()
         completion = chat.completion(choices, handle)
+        if chat.voice is not None and chat.request.audio is not None:
+            for choice in completion["choices"]:
+                message = choice["message"]
+                if message.get("content"):
+                    spoken = await self.audio.answer(message["content"], chat.voice, chat.request.audio.format, project)
+                    message["audio"], message["content"] = spoken.message_audio(), None
         await self._store(chat, project, completion)
         if bill is not None:
             await bill(completion["usage"]["total_tokens"])
@@ -183,11 +205,19 @@ class ChatService:
     ) -> AsyncIterator[Chunk]:
         chunks = ChunkWriter(chat)
         choices = chat.choices()
+        speech = SpokenStream(self.audio, chat.voice, chunks, project) if chat.voice is not None else None
         try:
             async for deltas in _outputs(handle):
                 for delta in deltas:
                     for chunk in chunks.for_delta(choices, delta):
-                        yield chunk
+                        if speech is None:
+                            yield chunk
+                        else:
+                            async for out in speech.around(chunk):
+                                yield out
+                if speech is not None:
+                    async for out in speech.ready():
+                        yield out
             completion = chat.completion(choices, handle)
             await self._store(chat, project, completion)
             if bill is not None:
@@ -198,6 +228,8 @@ class ChatService:
             yield exc.body()
         finally:
             handle.cancel()
+            if speech is not None:
+                speech.cancel()
 
     async def _store(self, chat: PreparedChat, project: str, completion: dict[str, Any]) -> None:
         # Stored before the client sees the response: what a client received is on disk.
@@ -266,6 +298,59 @@ class ChunkWriter:
 
     def usage(self, usage: dict[str, Any]) -> Chunk:
         return {**self._base, "choices": [], "usage": usage}
+
+
+class SpokenStream:
+    """A stream whose answers are spoken (``modalities: ["text", "audio"]``): each choice's
+    text goes out as ``delta.audio.transcript`` (the first with the answer's ``id``), its
+    speech as ``delta.audio.data`` pieces of base64 pcm16 at 24 kHz as sentences are
+    spoken, and ``delta.audio.expires_at`` before the choice's finish chunk."""
+
+    def __init__(self, audio: AudioService, voice: str, writer: ChunkWriter, project: str) -> None:
+        self._audio = audio
+        self._voice = voice
+        self._writer = writer
+        self._project = project
+        self._speakers: dict[int, SentenceSpeaker] = {}
+        self._ids: dict[int, str] = {}
+        self._said: dict[int, list[str]] = {}
+
+    async def around(self, chunk: Chunk) -> AsyncIterator[Chunk]:
+        """The chunk as a spoken stream sends it, with whatever audio must come before it."""
+        (choice,) = chunk["choices"]
+        index, delta = choice["index"], choice["delta"]
+        if choice["finish_reason"] is not None and index in self._speakers:
+            speaker = self._speakers.pop(index)
+            async for piece in speaker.finish():
+                yield self._writer.choice(index, {"audio": {"data": piece}})
+            _, expires_at = await self._audio.remember(self._project, "".join(self._said[index]), self._ids[index])
+            yield self._writer.choice(index, {"audio": {"expires_at": expires_at}})
+        text = delta.get("content")
+        if "role" in delta:
+            delta["content"] = None  # an audio answer has no content
+        else:
+            delta.pop("content", None)
+        if text:
+            audio: dict[str, Any] = {"transcript": text}
+            if index not in self._ids:
+                self._ids[index] = audio["id"] = "audio_" + secrets.token_hex(12)
+                self._speakers[index] = SentenceSpeaker(self._audio, self._voice)
+                self._said[index] = []
+                audio = {"id": audio["id"], "transcript": text}
+            self._said[index].append(text)
+            self._speakers[index].feed(text)
+            delta["audio"] = audio
+        if delta or choice["finish_reason"] is not None or choice["logprobs"] is not None:
+            yield chunk
+
+    async def ready(self) -> AsyncIterator[Chunk]:
+        for index, speaker in self._speakers.items():
+            async for piece in speaker.ready():
+                yield self._writer.choice(index, {"audio": {"data": piece}})
+
+    def cancel(self) -> None:
+        for speaker in self._speakers.values():
+            speaker.cancel()
 
 
 async def _outputs(handle: GenerationHandle) -> AsyncIterator[list[ChoiceDelta]]:

@@ -16,7 +16,6 @@ LOGIT_BIAS_LIMIT = 100
 
 # Parameters whose feature has not landed, with the reason shown to the client.
 _NOT_YET = {
-    "audio": "by the served models (text only)",
     "web_search_options": "by this server (no web access)",
     "moderation": "by this server",
     "prompt_cache_options": "by this server yet",
@@ -43,8 +42,6 @@ def check_request(request: ChatCompletionRequest, *, max_choices: int, max_messa
     for name, detail in _NOT_YET.items():
         if getattr(request, name) is not None and not (reasons and name == "reasoning_effort"):
             raise unsupported_parameter(name, detail)
-    if request.modalities and "audio" in request.modalities:
-        raise unsupported_parameter("modalities", "by the served models: only 'text' output is available")
     if len(request.messages) > max_messages:
         # Every message takes at least one token of the context; refused before any work.
         raise InvalidRequestError(

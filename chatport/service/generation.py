@@ -4,8 +4,9 @@ grammars (structured output or tool calls) and limits."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -47,9 +48,23 @@ def service_tier(request: ChatCompletionRequest) -> str:
     return _TIERS[request.service_tier][0]
 
 
+@dataclass(frozen=True)
+class Heard:
+    """What audio brought into the prompt: each input part's transcript, and earlier
+    spoken answers referred to by id (message index -> transcript)."""
+
+    transcripts: tuple[str, ...] = ()
+    spoken: Mapping[int, str] = field(default_factory=dict)
+
+
 async def generation_for(
-    request: ChatCompletionRequest, model: ServedModel, pool: ThreadPoolExecutor, fetcher: ImageFetcher | None = None
+    request: ChatCompletionRequest,
+    model: ServedModel,
+    pool: ThreadPoolExecutor,
+    fetcher: ImageFetcher | None = None,
+    heard: Heard | None = None,
 ) -> tuple[GenerationRequest, ToolPlan | None]:
+    heard = heard or Heard()
     placer = None
     if model.capabilities.vision:
         loaded = await load_images(request.messages, fetcher or ImageFetcher(), pool) if image_parts(request.messages) else []
@@ -61,6 +76,8 @@ async def generation_for(
         template=model.template,
         reasoning=model.reasoning,
         images=placer,
+        transcripts=heard.transcripts,
+        spoken=heard.spoken,
     )
     # Files are parsed (PDFs) in the prompt pool; plain messages are not worth the hop.
     messages = await asyncio.get_running_loop().run_in_executor(pool, convert) if has_files(request.messages) else convert()

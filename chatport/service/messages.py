@@ -7,6 +7,7 @@ become their text (``service/files.py``): with file parts, this runs in the prom
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from chatport.protocol import requests as rq
@@ -19,7 +20,9 @@ from chatport.service.template import ChatTemplate
 _PART_NAMES = {"image_url": "image", "input_audio": "audio", "file": "file"}
 
 
-def _text_of(content: Any, index: int, model: str, images: ImagePlacer | None = None) -> str:
+def _text_of(
+    content: Any, index: int, model: str, images: ImagePlacer | None = None, transcripts: Iterator[str] | None = None
+) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
@@ -34,6 +37,8 @@ def _text_of(content: Any, index: int, model: str, images: ImagePlacer | None = 
             texts.append(file_text(part.file, f"messages[{index}].content[{j}]", images))
         elif isinstance(part, rq.ImagePart) and images is not None:
             texts.append(images.image_part(f"messages[{index}].content[{j}]"))
+        elif isinstance(part, rq.AudioPart) and transcripts is not None:
+            texts.append(next(transcripts))
         else:
             raise InvalidRequestError(
                 f"Invalid content type. The model `{model}` does not accept {_PART_NAMES[part.type]} "
@@ -71,6 +76,23 @@ def has_files(messages: list[Any]) -> bool:
     return any(isinstance(part, rq.FilePart) for m in messages if isinstance(m.content, list) for part in m.content)
 
 
+def _assistant(
+    entry: dict[str, Any], message: rq.AssistantMessage, reasoning: ReasoningTemplate | None, spoken: str | None
+) -> None:
+    """An assistant turn's content (its spoken answer's transcript, or its refusal, when it
+    has none), calls and reasoning."""
+    if spoken is not None and not entry["content"]:
+        entry["content"] = spoken
+    if message.refusal and not entry["content"]:
+        entry["content"] = message.refusal
+    if calls := _calls_of(message):
+        entry["tool_calls"] = calls
+    if reasoning is not None:
+        thought, entry["content"] = split_history(entry["content"], reasoning.start, reasoning.end)
+        if message.reasoning_content is not None or thought is not None:
+            entry["reasoning_content"] = message.reasoning_content or thought
+
+
 def to_template_messages(
     messages: list[Any],
     *,
@@ -78,6 +100,8 @@ def to_template_messages(
     template: ChatTemplate,
     reasoning: ReasoningTemplate | None = None,
     images: ImagePlacer | None = None,
+    transcripts: Sequence[str] | None = None,
+    spoken: Mapping[int, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The messages as plain dicts. ``name`` goes to templates that render it; for those
     that do not, it is written before the content as ``name: content``. An assistant's
@@ -87,11 +111,15 @@ def to_template_messages(
     earlier turns (Qwen3 keeps it only within the current turn's tool calls).
     ``images``: the model sees images; each image part (and each PDF page without text)
     becomes a marker in the text, where the prompt builder puts the image (as llama.cpp's
-    server does, so any template works, whether or not it knows image parts)."""
+    server does, so any template works, whether or not it knows image parts).
+    ``transcripts``: what each ``input_audio`` part said, in order; a part becomes its
+    transcript, as if typed. ``spoken``: message index -> transcript of an earlier spoken
+    answer sent back as ``audio: {id}``, which stands for that answer's content."""
     out: list[dict[str, Any]] = []
+    heard = iter(transcripts) if transcripts is not None else None
     for i, message in enumerate(messages):
         role = message.role
-        entry: dict[str, Any] = {"role": role, "content": _text_of(message.content, i, model, images)}
+        entry: dict[str, Any] = {"role": role, "content": _text_of(message.content, i, model, images, heard)}
         if role == "developer" and not template.knows_developer_role:
             entry["role"] = "system"
         name = getattr(message, "name", None)
@@ -100,14 +128,7 @@ def to_template_messages(
         elif name:
             entry["content"] = f"{name}: {entry['content']}"
         if isinstance(message, rq.AssistantMessage):
-            if message.refusal and not entry["content"]:
-                entry["content"] = message.refusal
-            if calls := _calls_of(message):
-                entry["tool_calls"] = calls
-            if reasoning is not None:
-                thought, entry["content"] = split_history(entry["content"], reasoning.start, reasoning.end)
-                if message.reasoning_content is not None or thought is not None:
-                    entry["reasoning_content"] = message.reasoning_content or thought
+            _assistant(entry, message, reasoning, (spoken or {}).get(i))
         elif isinstance(message, rq.ToolMessage):
             entry["tool_call_id"] = message.tool_call_id
         elif isinstance(message, rq.FunctionMessage):

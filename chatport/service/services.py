@@ -50,6 +50,7 @@ class Services:
 
     async def stop(self) -> None:
         self.chat.prompt_pool.shutdown(wait=False, cancel_futures=True)
+        self.chat.audio.close()
         self.registry.close()
         await self.limits.close()
         if self.database is not None:

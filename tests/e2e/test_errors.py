@@ -65,7 +65,7 @@ BAD_BODIES = [
             ],
         },
         "messages[0].content[0]",
-        "unsupported_content_type",
+        "invalid_input_audio",  # three bytes are no wav
     ),
     (
         {"model": MODEL, "messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}]},
@@ -77,7 +77,9 @@ BAD_BODIES = [
     (body(metadata={"k": "v" * 513}), "metadata.k", "string_above_max_length"),
     (body(frobnicate=True), "frobnicate", "unknown_parameter"),
     (body(response_format={"type": "json_object"}), "messages", None),  # json mode needs the word json
-    (body(modalities=["text", "audio"]), "modalities", "unsupported_parameter"),
+    (body(modalities=["text", "audio"]), "audio", "missing_required_parameter"),
+    (body(audio={"voice": "alloy", "format": "wav"}), "audio", "invalid_value"),  # without modalities: audio
+    (body(modalities=["audio"], audio={"voice": "nobody", "format": "wav"}), "audio.voice", "invalid_value"),
     (body(prediction={"type": "text", "content": "x"}), "prediction.type", "invalid_value"),
     (body(prediction={"type": "content"}), "prediction.content", "missing_required_parameter"),
     (body(reasoning_effort="high"), "reasoning_effort", "unsupported_parameter"),

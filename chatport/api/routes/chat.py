@@ -30,7 +30,7 @@ async def create_chat_completion(request: Request) -> Response:
 
 
 async def _respond(service: ChatService, body: dict[str, Any], project: str, bill: Bill) -> Response:
-    chat = await service.prepare(body)
+    chat = await service.prepare(body, project)
     handle = await service.start(chat)
     # Parameters the server was told to accept and ignore are named, never silently lost.
     said = {DROPPED_HEADER: ", ".join(chat.dropped)} if chat.dropped else {}
