@@ -143,6 +143,15 @@ def serve(
             "faster at many streams, but seeded answers then vary with the prefix cache.",
         ),
     ] = False,
+    cache_ram: Annotated[
+        int, typer.Option(help="MiB of host memory for prompt prefixes pushed out of their slot (0: none).")
+    ] = 1024,
+    cache_disk: Annotated[
+        int, typer.Option(help='MiB of disk for prefixes of prompt_cache_retention "24h" requests (0: none).')
+    ] = 4096,
+    cache_dir: Annotated[
+        str | None, typer.Option(help="Where those are kept (default: ~/.local/share/chatport/prompt-cache).")
+    ] = None,
     max_body_mb: Annotated[int, typer.Option(help="Largest request body accepted, in MiB.")] = 32,
     store: Annotated[str | None, typer.Option(help="Stored completions: sqlite:///PATH or postgresql://...")] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without API keys (say so explicitly).")] = False,
@@ -212,6 +221,9 @@ def serve(
         queue_timeout=queue_timeout,
         threads=threads,
         repack=repack,
+        cache_ram_mb=cache_ram,
+        cache_disk_mb=cache_disk,
+        cache_dir=cache_dir,
     )
     registry = ModelRegistry()
     sources = _sources(model, model_id)
@@ -546,6 +558,10 @@ def bench(
     audio: Annotated[
         bool, typer.Option("--audio", help="Instead: transcription speed and time to first audio of spoken answers.")
     ] = False,
+    prompt_cache: Annotated[
+        bool,
+        typer.Option("--prompt-cache", help="Instead: TTFT of a long prompt pushed out of its slot, from memory and disk."),
+    ] = False,
 ) -> None:
     """Measure throughput, TTFT and inter-token latency through the official async SDK."""
     import shlex
@@ -564,6 +580,12 @@ def bench(
 
         levels = [int(c) for c in concurrency.split(",") if c.strip()]
         typer.echo(prediction_table(command, run_prediction(model, model_path or default_model().path, levels)))
+        return
+    if prompt_cache:
+        from chatport.bench.prompt_cache import markdown as cache_table
+        from chatport.bench.prompt_cache import run_prompt_cache
+
+        typer.echo(cache_table(command, run_prompt_cache(model, model_path or default_model().path)))
         return
     if audio:
         from chatport.bench.audio import markdown as audio_table

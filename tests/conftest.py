@@ -22,6 +22,8 @@ def start_server(tmp_dir: str, *args: str, env: dict[str, str] | None = None) ->
     """``chatport serve`` with small test limits and its own SQLite store unless given one."""
     if "--store" not in args:
         args = ("--store", f"sqlite:///{tmp_dir}/store-{os.getpid()}-{time.monotonic_ns()}.db", *args)
+    if "--cache-dir" not in args:  # prompt prefixes kept 24h go to the test's directory, not the user's
+        args = ("--cache-dir", os.path.join(tmp_dir, "prompt-cache"), *args)
     log_path = os.path.join(tmp_dir, f"server-{time.monotonic_ns()}.log")
     return start_chatport("--ctx-size", "2048", "--max-seqs", "8", *args, log_path=log_path, env=env)
 

@@ -12,6 +12,7 @@ from chatport.engine.constraint import Constraint
 from chatport.engine.engine import Engine, EngineConfig
 from chatport.engine.handle import RequestHandle
 from chatport.engine.llama import LlamaModel, ModelLoadError
+from chatport.engine.prompt_cache import PromptCache
 from chatport.engine.vision import ProjectorError, Vision
 from chatport.protocol.backend import BackendFailure, BackendStats, GenerationRequest, ModelCapabilities, Vocabulary
 from chatport.protocol.prompt import Image, Segment
@@ -44,6 +45,9 @@ class LlamaBackend:
                 context.close()
                 model.close()
                 raise ModelLoadError(str(exc)) from None
+        stat = os.stat(path)
+        digest = hashlib.sha256(f"{os.path.basename(path)}:{stat.st_size}".encode()).hexdigest()
+        self.prompt_cache = prompt_cache_for(config, f"{digest}:{stat.st_mtime_ns}:{ctx_size}")
         self.engine = Engine(
             context,
             model,
@@ -51,9 +55,8 @@ class LlamaBackend:
             max_seqs=config.max_seqs,
             max_waiting=config.max_waiting,
             queue_timeout=config.queue_timeout,
+            prompt_cache=self.prompt_cache,
         ).start()
-        stat = os.stat(path)
-        digest = hashlib.sha256(f"{os.path.basename(path)}:{stat.st_size}".encode()).hexdigest()
         self._capabilities = ModelCapabilities(
             context_length=context.n_ctx_per_seq,
             max_choices=config.max_seqs,
@@ -100,6 +103,23 @@ class LlamaBackend:
         if self.vision is not None:
             self.vision.close()
         self.model.close()
+
+
+def default_cache_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "chatport", "prompt-cache")
+
+
+def prompt_cache_for(config: EngineConfig, fingerprint: str) -> PromptCache | None:
+    """``fingerprint``: the weights file and context size, which a saved state must match."""
+    if config.cache_ram_mb <= 0 and config.cache_disk_mb <= 0:
+        return None
+    return PromptCache(
+        config.cache_ram_mb * 1024 * 1024,
+        fingerprint=fingerprint,
+        disk_dir=config.cache_dir or default_cache_dir(),
+        disk_bytes=config.cache_disk_mb * 1024 * 1024,
+    )
 
 
 def vocabulary_of(model: LlamaModel) -> Vocabulary:

@@ -21,6 +21,7 @@ import numpy.typing as npt
 from chatport.engine.batch import Entry, StepPlan, TokenBatch
 from chatport.engine.constraint import Constraint, step_masks
 from chatport.engine.handle import RequestHandle, deliver_step
+from chatport.engine.prompt_cache import PromptCache
 from chatport.engine.sampler import TokenChoice, sample
 from chatport.engine.scheduler import Scheduler
 from chatport.engine.sequence import Phase, Sequence, TokenTable
@@ -64,6 +65,14 @@ class ModelContext(Protocol):
 
     def copy_sequence(self, src: int, dst: int) -> None: ...
 
+    def save_sequence(self, seq_id: int) -> bytes:
+        """The sequence's KV cells as bytes (``llama_state_seq_get_data``)."""
+        ...
+
+    def restore_sequence(self, seq_id: int, state: bytes) -> bool:
+        """Replace the sequence's cells with saved ones; False if the state does not fit."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -81,6 +90,9 @@ class EngineConfig:
     queue_timeout: float = 60.0  # seconds a request may wait for a slot
     threads: int = 0  # 0: every core
     repack: bool = False  # repacked weights for the CPU's wide kernels (see LlamaModel)
+    cache_ram_mb: int = 1024  # prompt prefixes kept in memory after their slot is taken (0: none)
+    cache_disk_mb: int = 4096  # prompt_cache_retention "24h" prefixes on disk (0: none)
+    cache_dir: str | None = None  # where those go (default: the data directory)
 
 
 @dataclass
@@ -102,13 +114,15 @@ class Engine:
         max_waiting: int,
         queue_timeout: float,
         drafter: Drafter | None = None,
+        prompt_cache: PromptCache | None = None,
     ) -> None:
         self.context = context
+        self.prompt_cache = prompt_cache
         self.vocab = vocab
         self.ctx_limit = ctx_limit
         self.max_seqs = max_seqs
         self.queue_timeout = queue_timeout
-        self.scheduler = Scheduler(n_slots=max_seqs, max_waiting=max_waiting)
+        self.scheduler = Scheduler(n_slots=max_seqs, max_waiting=max_waiting, prompt_cache=prompt_cache)
         self.counters = StepCounters()
         self._drafter = drafter
         self._inbox: queue.SimpleQueue[RequestHandle] = queue.SimpleQueue()
@@ -156,6 +170,8 @@ class Engine:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        if self.prompt_cache is not None:
+            self.prompt_cache.close()
         self.context.close()
 
     # --- engine thread -----------------------------------------------------------------
@@ -201,10 +217,18 @@ class Engine:
         """Give waiting requests their slots, with whatever prefix KV can be reused."""
         for admission in self.scheduler.admit(self._new_sequence):
             leader = admission.leader
-            if admission.copy_from is not None:
+            reuse = admission.reuse
+            if self.prompt_cache is not None:
+                for slot_id, cells in admission.save:
+                    self.prompt_cache.keep(cells, self.context.save_sequence(slot_id))
+            if admission.restore is not None:
+                state = self.prompt_cache.load(admission.restore) if self.prompt_cache is not None else None
+                if state is None or not self.context.restore_sequence(leader.slot_id, state):
+                    reuse = leader.num_computed = 0  # a clean miss: the prompt is computed
+            elif admission.copy_from is not None:
                 self.context.copy_sequence(admission.copy_from, leader.slot_id)
-            self.context.remove(leader.slot_id, leader.position(admission.reuse))
-            leader.handle.admitted(cached_tokens=admission.reuse)
+            self.context.remove(leader.slot_id, leader.position(reuse))
+            leader.handle.admitted(cached_tokens=reuse)
 
     def _decode(self, plan: StepPlan) -> Logits:
         """Media chunks first (each in its own decode), then the token batch."""
@@ -258,6 +282,7 @@ class Engine:
                     # Picks past the end (a stop sequence inside an accepted draft) never happened.
                     seq.rollback(len(seq.tokens) - (len(entry.picks) - at - 1))
                     self.scheduler.release(seq)
+                    self._persist(seq)
                     break
             if seq.phase is Phase.DECODE:
                 seq.draft = self._draft(seq)
@@ -339,6 +364,16 @@ class Engine:
         for handle in self.scheduler.take_waiting():
             handle.fail(failure)
         self._fail_running(failure)
+
+    def _persist(self, seq: Sequence) -> None:
+        """A prompt asked to be kept for 24 hours: its KV is written to disk as it ends."""
+        cache = self.prompt_cache
+        if cache is None or seq.index != 0 or seq.handle.request.cache_retention != "24h" or seq.prompt.media:
+            return
+        cells = seq.tokens[: seq.num_computed]
+        # One file per prompt: the next request with this prompt (another answer) adds none.
+        if len(cells) >= cache.min_tokens and not cache.on_disk(cells[: seq.prompt_len]):
+            cache.write(cells, self.context.save_sequence(seq.slot_id))
 
     def _fail_running(self, failure: BackendFailure) -> None:
         handles = {s.handle for s in self.scheduler.running}

@@ -298,6 +298,23 @@ class LlamaContext:
         lc.llama_memory_seq_rm(self._mem, dst, -1, -1)
         lc.llama_memory_seq_cp(self._mem, src, dst, -1, -1)
 
+    def save_sequence(self, seq_id: int) -> bytes:
+        """The sequence's KV cells (and positions) as bytes, for the prompt cache."""
+        size = lc.llama_state_seq_get_size(self._ctx, seq_id)
+        buffer = (ctypes.c_uint8 * size)()
+        written = lc.llama_state_seq_get_data(self._ctx, buffer, size, seq_id)
+        return bytes(memoryview(buffer)[:written])
+
+    def restore_sequence(self, seq_id: int, state: bytes) -> bool:
+        """Replace the sequence's cells with saved ones; False if llama.cpp refuses them
+        (another model's, or no room in the slot)."""
+        lc.llama_memory_seq_rm(self._mem, seq_id, -1, -1)
+        buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        read = lc.llama_state_seq_set_data(self._ctx, buffer, len(state), seq_id)
+        if read == 0:
+            lc.llama_memory_seq_rm(self._mem, seq_id, -1, -1)
+        return bool(read)
+
     def close(self) -> None:
         if self._ctx:
             lc.llama_free(self._ctx)

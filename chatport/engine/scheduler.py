@@ -16,6 +16,7 @@ from functools import partial
 
 from chatport.engine.batch import StepPlan
 from chatport.engine.handle import RequestHandle
+from chatport.engine.prompt_cache import PromptCache, SavedPrefix
 from chatport.engine.sequence import Phase, Sequence
 from chatport.protocol.backend import QueueFull
 from chatport.protocol.prompt import MediaChunk
@@ -41,6 +42,12 @@ class Admission:
     leader: Sequence  # choice 0; the others fork from it once its prompt is computed
     reuse: int  # prompt cells whose KV is already in place
     copy_from: int | None  # slot of a running sequence to take the prefix from
+    restore: SavedPrefix | None = None  # a prefix from the prompt cache to write into the slot first
+    save: list[tuple[int, list[int]]] = field(default_factory=list)  # (slot, its cells) to keep before they go
+
+
+# A saved prefix is written back only when it spares this many more cells than a slot does.
+RESTORE_GAIN = 64
 
 
 # Rows of one step that decoding and drafts share (see Scheduler.plan).
@@ -48,7 +55,9 @@ DRAFT_ROWS = 16
 
 
 class Scheduler:
-    def __init__(self, *, n_slots: int, max_waiting: int) -> None:
+    def __init__(self, *, n_slots: int, max_waiting: int, prompt_cache: PromptCache | None = None) -> None:
+        """``prompt_cache``: where long prefixes go when their slot is taken, and come back from."""
+        self.prompt_cache = prompt_cache
         self.slots = [Slot(i) for i in range(n_slots)]
         self.waiting: list[deque[RequestHandle]] = [deque() for _ in range(PRIORITIES)]
         self.running: list[Sequence] = []
@@ -124,8 +133,16 @@ class Scheduler:
                 shared = prompt.common_prefix(seq.tokens[: seq.num_computed], seq.prompt.media)
                 if shared > prefix:
                     prefix, copy_from = shared, seq.slot_id
-        if copy_from is not None:
+        restore = None
+        if copy_from is None and self.prompt_cache is not None:
+            saved, shared = self.prompt_cache.best(prompt.cells)
+            if saved is not None and shared >= prefix + RESTORE_GAIN:
+                restore, prefix = saved, shared
+        if copy_from is not None or restore is not None:
             chosen = sorted(free, key=lambda s: s.last_used)[: handle.request.n]
+        save = self._worth_saving(
+            chosen, prompt.common_prefix(chosen[0].cached, chosen[0].media) if restore is None and copy_from is None else 0
+        )
         # At least one prompt token is always recomputed: its logits start the output.
         reuse = min(prefix, len(prompt) - 1)
         sequences = []
@@ -137,7 +154,19 @@ class Scheduler:
         leader = sequences[0]
         leader.num_computed = reuse
         self.running.extend(sequences)
-        return Admission(leader, reuse, copy_from)
+        return Admission(leader, reuse, copy_from, restore, save)
+
+    def _worth_saving(self, chosen: list[Slot], kept: int) -> list[tuple[int, list[int]]]:
+        """Slots about to lose a long prefix (``kept``: cells the leader's slot keeps)."""
+        cache = self.prompt_cache
+        if cache is None:
+            return []
+        out = []
+        for i, slot in enumerate(chosen):
+            lost = len(slot.cached) - (kept if i == 0 else 0)
+            if lost >= cache.min_tokens and not slot.media and not cache.holds(slot.cached):
+                out.append((slot.slot_id, list(slot.cached)))
+        return out
 
     def _tick(self) -> int:
         self._clock += 1

@@ -66,6 +66,8 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     priority: int = 1  # 0 runs first, 2 last; FIFO within a priority
     cache_key: str | None = None
+    # "24h": keep the prompt's KV on disk for a day (prompt_cache_retention); else memory only
+    cache_retention: Literal["in_memory", "24h"] | None = None
     grammar: Grammar | None = None  # every choice follows it from the first token of the answer
     lazy_grammars: tuple[LazyGrammar, ...] = ()  # the earliest trigger in the output wins
     # Control tokens whose text is part of the output (a format's call marker such as

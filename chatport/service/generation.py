@@ -112,6 +112,7 @@ async def generation_for(
         stop=(request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ()),
         priority=_TIERS[request.service_tier][1],
         cache_key=request.prompt_cache_key,
+        cache_retention="24h" if request.prompt_cache_retention == "24h" else None,
         grammar=await _compile(model, grammar, grammar_error) if grammar else None,
         lazy_grammars=tuple([LazyGrammar(t, await _compile(model, g, tools_error)) for t, g in lazy]),
         visible_control_tokens=visible,

@@ -150,7 +150,7 @@ async def test_ten_megabyte_body_fails_cleanly_while_others_are_served(server):
 
 def test_models_endpoints(client):
     listed = client.models.list()
-    assert [m.id for m in listed.data] == [MODEL, "gpt-4o", "gpt-4"]  # the model, then its aliases
+    assert [m.id for m in listed.data] == [MODEL, "gpt-4o", "gpt-4", "gpt-4o-audio-preview"]  # the model, then its aliases
     model = client.models.retrieve(MODEL)
     assert (model.id, model.object, model.owned_by) == (MODEL, "model", "chatport")
     assert client.models.retrieve("gpt-4o").id == "gpt-4o"  # an alias is a model of its own name

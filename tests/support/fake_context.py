@@ -9,6 +9,7 @@ checked on every step. The logits make the next token a function of the current 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +49,7 @@ class FakeContext:
         self.peak = peak  # logit of the scripted next token over the others (0 elsewhere)
         self.decodes = 0
         self.media: list[tuple[int, int, MediaChunk]] = []  # (seq_id, start_pos, chunk)
+        self.saved = self.restored = 0  # prompt-cache copies out of and into the KV cache
         self.closed = False
 
     def decode(self) -> np.ndarray:
@@ -76,6 +78,18 @@ class FakeContext:
 
     def copy_sequence(self, src: int, dst: int) -> None:
         self.kv[dst] = dict(self.kv[src])
+
+    def save_sequence(self, seq_id: int) -> bytes:
+        self.saved += 1
+        return json.dumps(sorted(self.kv[seq_id].items())).encode()
+
+    def restore_sequence(self, seq_id: int, state: bytes) -> bool:
+        try:
+            self.kv[seq_id] = {int(p): int(t) for p, t in json.loads(state)}
+        except ValueError:
+            return False
+        self.restored += 1
+        return True
 
     def close(self) -> None:
         self.closed = True

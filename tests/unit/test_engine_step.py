@@ -20,10 +20,19 @@ from tests.support.fake_context import FakeContext, next_token
 GREEDY = SamplingParams(temperature=0.0)
 
 
-def make_engine(n_seqs: int = 4, *, drafter=None, batch_capacity: int = 64, ctx_limit: int = 512) -> tuple[Engine, FakeContext]:
+def make_engine(
+    n_seqs: int = 4, *, drafter=None, batch_capacity: int = 64, ctx_limit: int = 512, prompt_cache=None
+) -> tuple[Engine, FakeContext]:
     context = FakeContext(n_seqs, batch_capacity=batch_capacity)
     engine = Engine(
-        context, ByteVocab(), ctx_limit=ctx_limit, max_seqs=n_seqs, max_waiting=16, queue_timeout=60.0, drafter=drafter
+        context,
+        ByteVocab(),
+        ctx_limit=ctx_limit,
+        max_seqs=n_seqs,
+        max_waiting=16,
+        queue_timeout=60.0,
+        drafter=drafter,
+        prompt_cache=prompt_cache,
     )
     return engine, context
 

@@ -1,0 +1,159 @@
+"""The prompt cache beyond the slots, without a model: prefixes saved when their slot is
+taken and written back when a prompt wants them (cached_tokens says so), the memory cap,
+and the 24-hour disk tier: restored after a restart, expired, capped, and a clean miss on a
+corrupt file or another model's."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from chatport.engine.prompt_cache import DISK_SECONDS, PromptCache
+from chatport.protocol.backend import GenerationRequest
+from chatport.protocol.prompt import Prompt
+from tests.support.bytes_vocab import tokens
+from tests.unit.test_engine_step import GREEDY, make_engine, run
+
+SYSTEM = "x" * 300  # a long shared prefix (300 byte tokens)
+
+
+def ask(question: str, **kwargs) -> GenerationRequest:
+    return GenerationRequest(prompt=Prompt.of_tokens(tokens(SYSTEM + question)), params=GREEDY, max_tokens=2, **kwargs)
+
+
+def other(i: int) -> GenerationRequest:
+    # Each starts with its own letter: no two share a prefix, so each takes the least recently used slot.
+    return GenerationRequest(prompt=Prompt.of_tokens(tokens(chr(ord("a") + i) + "y" * 300)), params=GREEDY, max_tokens=2)
+
+
+async def cached_tokens(engine, request: GenerationRequest) -> int:
+    handle = engine.submit(request)
+    while engine.tick():
+        await asyncio.sleep(0)
+    await handle.wait_admitted()
+    [d async for step in handle for d in step]
+    return handle.cached_tokens
+
+
+def cache(tmp_path=None, clock=lambda: 1_000_000.0, **kwargs) -> PromptCache:
+    disk = {"disk_dir": str(tmp_path), "disk_bytes": 10_000_000} if tmp_path is not None else {}
+    return PromptCache(kwargs.pop("ram_bytes", 10_000_000), fingerprint="model-a", min_tokens=256, clock=clock, **disk, **kwargs)
+
+
+async def test_a_prefix_pushed_out_of_its_slot_comes_back_from_memory():
+    engine, context = make_engine(n_seqs=2, batch_capacity=512, prompt_cache=cache())
+    assert await cached_tokens(engine, ask(" one: y")) == 0
+    for i in range(3):  # two slots, three other long prompts: the system prompt's slot is taken
+        await run(engine, other(i))
+    assert context.saved >= 1
+    again = await cached_tokens(engine, ask(" two: y"))
+    assert again == len(tokens(SYSTEM + " "))  # the whole shared prefix, from the cache
+    assert context.restored == 1
+
+
+async def test_without_the_cache_the_same_prompt_is_computed_again():
+    engine, _ = make_engine(n_seqs=2, batch_capacity=512)
+    await cached_tokens(engine, ask(" one: y"))
+    for i in range(3):
+        await run(engine, other(i))
+    assert await cached_tokens(engine, ask(" two: y")) == 0
+
+
+async def test_a_state_the_context_refuses_is_a_clean_miss():
+    prompt_cache = cache()
+    engine, context = make_engine(n_seqs=2, batch_capacity=512, prompt_cache=prompt_cache)
+    await cached_tokens(engine, ask(" one: y"))
+    for i in range(3):
+        await run(engine, other(i))
+    for entry in list(prompt_cache._ram.values()):
+        entry.state = b"not a state"
+    # The prompt is computed from its first cell (the fake context checks every position).
+    assert await cached_tokens(engine, ask(" two: y")) == 0
+    assert context.restored == 0
+
+
+def test_memory_is_capped_least_recently_used_first():
+    prompt_cache = cache(ram_bytes=250)
+    prompt_cache.keep(list(range(300)), b"a" * 100)
+    prompt_cache.keep(list(range(1000, 1300)), b"b" * 100)
+    assert prompt_cache.load(prompt_cache.best(list(range(300)))[0]) == b"a" * 100  # a is now the most recent
+    prompt_cache.keep(list(range(2000, 2300)), b"c" * 100)
+    assert prompt_cache.best(list(range(1000, 1300)))[1] == 0  # b went
+    assert prompt_cache.best(list(range(300)))[1] == 300
+    assert prompt_cache.ram_used == 200
+
+
+def test_a_longer_prefix_replaces_its_own_prefixes():
+    prompt_cache = cache()
+    prompt_cache.keep(list(range(300)), b"s" * 10)
+    prompt_cache.keep(list(range(400)), b"l" * 20)
+    assert prompt_cache.ram_used == 20 and prompt_cache.holds(list(range(350)))
+
+
+def test_24h_prefixes_survive_a_restart(tmp_path):
+    first = cache(tmp_path, ram_bytes=0)
+    first.write(list(range(500)), b"state" * 100)
+    first.flush()
+    reborn = cache(tmp_path)  # a new server: the index is read from the directory
+    entry, shared = reborn.best([*range(400), -5])
+    assert shared == 400 and reborn.load(entry) == b"state" * 100
+
+
+def test_disk_entries_expire_after_24_hours(tmp_path):
+    now = [1_000_000.0]
+    writer = cache(tmp_path, clock=lambda: now[0])
+    writer.write(list(range(300)), b"s" * 50)
+    writer.flush()
+    now[0] += DISK_SECONDS + 1
+    later = cache(tmp_path, clock=lambda: now[0])
+    assert later.best(list(range(300))) == (None, 0)
+    assert os.listdir(tmp_path) == []  # and the file is gone
+
+
+def test_a_corrupt_or_foreign_file_is_a_clean_miss(tmp_path):
+    writer = cache(tmp_path)
+    writer.write(list(range(300)), b"s" * 500)
+    writer.flush()
+    (path,) = [os.path.join(tmp_path, n) for n in os.listdir(tmp_path)]
+    with open(path, "r+b") as f:  # one flipped byte in the state
+        f.seek(-10, os.SEEK_END)
+        f.write(b"X")
+    reader = cache(tmp_path)
+    entry, shared = reader.best(list(range(300)))
+    assert shared == 300 and reader.load(entry) is None
+    assert reader.best(list(range(300))) == (None, 0) and not os.path.exists(path)
+    writer.write(list(range(300)), b"s" * 500)
+    writer.flush()
+    assert PromptCache(1000, fingerprint="model-b", disk_dir=str(tmp_path), disk_bytes=10_000_000).best(list(range(300))) == (
+        None,
+        0,
+    )
+    with open(os.path.join(tmp_path, "junk.kv"), "wb") as f:
+        f.write(b"garbage")
+    assert cache(tmp_path).best([1, 2, 3]) == (None, 0)  # unreadable files are dropped at start
+
+
+def test_the_disk_is_capped_oldest_first(tmp_path):
+    prompt_cache = PromptCache(0, fingerprint="m", disk_dir=str(tmp_path), disk_bytes=1_000, min_tokens=1)
+    for i in range(4):
+        prompt_cache.write([i] * 300, bytes([i]) * 400)
+        prompt_cache.flush()
+        os.utime(prompt_cache._path([i] * 300), (i, i))  # oldest first
+    assert len(os.listdir(tmp_path)) == 2
+    assert [prompt_cache.best([i] * 300)[1] for i in range(4)] == [0, 0, 300, 300]
+
+
+async def test_a_24h_request_writes_its_prefix_to_disk(tmp_path):
+    prompt_cache = cache(tmp_path)
+    engine, _ = make_engine(n_seqs=2, batch_capacity=512, prompt_cache=prompt_cache)
+    await run(engine, ask(" one: y", cache_retention="24h"))
+    prompt_cache.flush()
+    longer = GenerationRequest(
+        prompt=Prompt.of_tokens(tokens(SYSTEM + " one: y")), params=GREEDY, max_tokens=4, cache_retention="24h"
+    )
+    await run(engine, longer)  # the same prompt, another (longer) answer: no second file
+    prompt_cache.flush()
+    assert len(os.listdir(tmp_path)) == 1
+    fresh, context = make_engine(n_seqs=2, batch_capacity=512, prompt_cache=cache(tmp_path))
+    assert await cached_tokens(fresh, ask(" two: y")) == len(tokens(SYSTEM + " "))
+    assert context.restored == 1
