@@ -388,3 +388,18 @@ class SpeechRequest(BaseModel):
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
     speed: Annotated[float, Field(ge=0.25, le=4.0)] = 1.0
     stream_format: Literal["audio", "sse"] = "audio"
+
+
+PartT = TypeVar("PartT", TextPart, ImagePart, AudioPart, FilePart)
+
+
+def parts_of(messages: list[Any], kind: type[PartT]) -> list[tuple[str, PartT]]:
+    """Every content part of one type, in prompt order, with its path for errors
+    (``messages[0].content[1]``)."""
+    return [
+        (f"messages[{i}].content[{j}]", part)
+        for i, message in enumerate(messages)
+        if isinstance(message.content, list)
+        for j, part in enumerate(message.content)
+        if isinstance(part, kind)
+    ]

@@ -257,13 +257,7 @@ class AudioService:
 
 
 def audio_parts(messages: list[Any]) -> list[tuple[str, rq.InputAudio]]:
-    out = []
-    for i, message in enumerate(messages):
-        if isinstance(message.content, list):
-            for j, part in enumerate(message.content):
-                if isinstance(part, rq.AudioPart):
-                    out.append((f"messages[{i}].content[{j}]", part.input_audio))
-    return out
+    return [(param, part.input_audio) for param, part in rq.parts_of(messages, rq.AudioPart)]
 
 
 def _audio_bytes(data: str, param: str) -> bytes:

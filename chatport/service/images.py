@@ -43,13 +43,7 @@ FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "GIF": "gif"}
 
 def image_parts(messages: list[Any]) -> list[tuple[str, rq.ImageURL]]:
     """(param, image_url) of every image part, in prompt order."""
-    out = []
-    for i, message in enumerate(messages):
-        if isinstance(message.content, list):
-            for j, part in enumerate(message.content):
-                if isinstance(part, rq.ImagePart):
-                    out.append((f"messages[{i}].content[{j}]", part.image_url))
-    return out
+    return [(param, part.image_url) for param, part in rq.parts_of(messages, rq.ImagePart)]
 
 
 async def load_images(messages: list[Any], fetcher: ImageFetcher, pool: ThreadPoolExecutor) -> list[Image]:

@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import MODEL
 from tests.e2e.test_node_sdk import run_node_script
+from tests.support.streams import stream_to_length
 
 pytestmark = pytest.mark.audio
 
@@ -273,26 +274,15 @@ def test_the_transcription_endpoint_formats_and_refusals(client, server, spoken)
 
 
 async def test_several_requests_transcribe_while_streams_run(async_client, spoken, eog_bias):
-    async def stream() -> int:
-        response = await async_client.chat.completions.create(
-            model=MODEL,
-            messages=[{"role": "user", "content": "Count."}],
-            max_tokens=40,
-            stream=True,
-            stream_options={"include_usage": True},
-            logit_bias=eog_bias,
-        )
-        return [c async for c in response][-1].usage.completion_tokens
-
     async def hear(source: str):
         return await async_client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": [audio_part(spoken[source])]}], max_tokens=2
         )
 
-    streams = [asyncio.create_task(stream()) for _ in range(4)]
+    streams = [asyncio.create_task(stream_to_length(async_client, 40, eog_bias)) for _ in range(4)]
     heard = await asyncio.gather(*(hear(s) for s in ("piper", "espeak", "piper", "espeak")))
     assert all(h.usage.prompt_tokens_details.audio_tokens > 5 for h in heard)
-    assert await asyncio.gather(*streams) == [40] * 4
+    assert await asyncio.gather(*streams) == [(40, "length")] * 4
 
 
 @pytest.mark.node

@@ -20,6 +20,7 @@ from tests.e2e.test_node_sdk import run_node_script
 from tests.support.images import animated_gif, data_url, encode, image_host, picture, send
 from tests.support.mmproj import IMAGE_TOKENS, tiny_mmproj
 from tests.support.pdf import pdf_with_scan
+from tests.support.streams import stream_to_length
 
 PNG = encode(picture(), "PNG")
 JPEG = encode(picture(), "JPEG", quality=95)
@@ -164,25 +165,13 @@ def test_images_in_earlier_turns_and_streaming(vision):
 async def test_images_while_text_streams_run(vision, eog_bias):
     client = openai.AsyncOpenAI(base_url=vision.api, api_key="unused", max_retries=0, timeout=120)
 
-    async def stream() -> tuple[int, str]:
-        response = await client.chat.completions.create(
-            model=MODEL,
-            messages=[{"role": "user", "content": "Count to fifty."}],
-            max_tokens=48,
-            stream=True,
-            stream_options={"include_usage": True},
-            logit_bias=eog_bias,
-        )
-        chunks = [c async for c in response]
-        return (chunks[-1].usage.completion_tokens, [c.choices[0].finish_reason for c in chunks if c.choices][-1])
-
     async def look(n: int):
         picture_n = encode(picture(shift=n % 4, width=40 + n), "PNG")
         return await client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": [text("What is this?"), image(data_url(picture_n))]}], max_tokens=4
         )
 
-    streams = [asyncio.create_task(stream()) for _ in range(8)]
+    streams = [asyncio.create_task(stream_to_length(client, 48, eog_bias)) for _ in range(8)]
     await asyncio.sleep(0.5)
     looks = await asyncio.gather(*(look(n) for n in range(6)))
     counts = await asyncio.gather(*streams)
