@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -71,8 +72,15 @@ def launch(
 
 
 def start_chatport(*args: str, log_path: str, env: dict[str, str] | None = None) -> RunningServer:
-    """``chatport serve ARGS`` on a free loopback port."""
+    """``chatport serve ARGS`` on a free loopback port. Unless ARGS name them, its store and
+    prompt cache live in a temporary directory, never in the user's data directory (whose
+    database an older chatport cannot open once a newer one has migrated it)."""
     port = free_port()
+    here = tempfile.mkdtemp(prefix="chatport-bench-")
+    if "--store" not in args:
+        args = ("--store", f"sqlite:///{here}/chatport-{port}.db", *args)
+    if "--cache-dir" not in args:
+        args = ("--cache-dir", os.path.join(here, f"chatport-{port}-prompt-cache"), *args)
     cmd = [sys.executable, "-m", "chatport", "serve", "--port", str(port), *args]
     return launch("chatport", cmd, port, "/health", log_path, env=env)
 

@@ -170,7 +170,8 @@ def test_a_streamed_spoken_answer_joins_into_valid_pcm16(client):
         chunks = [event.chunk for event in stream if event.type == "chunk"]
         final = stream.get_final_completion()
     deltas = [c.choices[0].delta for c in chunks if c.choices]
-    audio = [d.audio for d in deltas if getattr(d, "audio", None)]
+    # openai 1.x hands delta.audio over as a dict; newer SDKs as a model with the same fields.
+    audio = [a if isinstance(a, dict) else a.model_dump(exclude_unset=True) for d in deltas if (a := getattr(d, "audio", None))]
     assert all(d.content is None for d in deltas)  # the answer is audio: no content deltas
     ids = [a["id"] for a in audio if "id" in a]
     assert len(ids) == 1 and ids[0].startswith("audio_")
