@@ -30,6 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -181,19 +182,17 @@ class PromptCache:
             self._disk[path] = SavedPrefix(list(cells), len(state), path=path)
         self._enforce_disk_cap()
 
-    def _read_header(self, f: object) -> tuple[dict[str, object], list[int]] | None:
-        read = f.read  # type: ignore[attr-defined]
-        if read(len(MAGIC)) != MAGIC:
+    def _read_header(self, f: BinaryIO) -> tuple[dict[str, Any], list[int]] | None:
+        if f.read(len(MAGIC)) != MAGIC:
             return None
-        line = f.readline(4096)  # type: ignore[attr-defined]
-        header = json.loads(line)
+        header = json.loads(f.readline(4096))
         n_cells = int(header["n_cells"])
-        raw = read(4 * n_cells)
+        raw = f.read(4 * n_cells)
         if len(raw) != 4 * n_cells:
             return None
         return header, np.frombuffer(raw, dtype="<i4").tolist()
 
-    def _usable(self, header: dict[str, object]) -> bool:
+    def _usable(self, header: dict[str, Any]) -> bool:
         created = header.get("created")
         fresh = isinstance(created, (int, float)) and self._clock() - created < DISK_SECONDS
         return header.get("fingerprint") == self.fingerprint and fresh
@@ -216,7 +215,7 @@ class PromptCache:
                 _remove(path)
                 continue
             header, cells = read
-            self._disk[path] = SavedPrefix(cells, int(header["state_bytes"]), path=path)  # type: ignore[call-overload]
+            self._disk[path] = SavedPrefix(cells, int(header["state_bytes"]), path=path)
         self._enforce_disk_cap()
 
     def _read_state(self, path: str) -> bytes | None:

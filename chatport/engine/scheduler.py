@@ -140,9 +140,8 @@ class Scheduler:
                 restore, prefix = saved, shared
         if copy_from is not None or restore is not None:
             chosen = sorted(free, key=lambda s: s.last_used)[: handle.request.n]
-        save = self._worth_saving(
-            chosen, prompt.common_prefix(chosen[0].cached, chosen[0].media) if restore is None and copy_from is None else 0
-        )
+        # A restored or copied prefix overwrites the leader's slot whole; else it keeps ``prefix``.
+        save = self._worth_saving(chosen, prefix if restore is None and copy_from is None else 0)
         # At least one prompt token is always recomputed: its logits start the output.
         reuse = min(prefix, len(prompt) - 1)
         sequences = []

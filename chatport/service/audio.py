@@ -24,7 +24,7 @@ import base64
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -196,8 +196,8 @@ class AudioService:
 
     async def speak(self, text: str, voice: str, fmt: OutputFormat, *, speed: float = 1.0) -> bytes:
         """``text`` spoken and encoded (in the audio pool)."""
-        pcm = await self.pcm(text, voice, OUTPUT_RATE if fmt == "pcm16" else None, speed=speed)
-        return await asyncio.get_running_loop().run_in_executor(self.pool, encode_output, pcm[0], pcm[1], fmt)
+        samples, rate = await self.pcm(text, voice, None, speed=speed)
+        return await asyncio.get_running_loop().run_in_executor(self.pool, encode_output, samples, rate, fmt)
 
     async def pcm(self, text: str, voice: str, rate: int | None, *, speed: float = 1.0) -> tuple[npt.NDArray[np.int16], int]:
         """``text`` spoken as 16-bit mono samples, at ``rate`` (or the voice's own)."""
@@ -220,7 +220,7 @@ class AudioService:
         return SpokenAnswer(answer_id, data, expires_at, text)
 
     async def remember(self, project: str, transcript: str, answer_id: str | None = None) -> tuple[str, int]:
-        answer_id = answer_id or "audio_" + secrets.token_hex(12)
+        answer_id = answer_id or new_answer_id()
         expires_at = int(time.time()) + ANSWER_SECONDS
         await self.answers.save(project, answer_id, transcript, expires_at)
         return answer_id, expires_at
@@ -256,6 +256,10 @@ class AudioService:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
+def new_answer_id() -> str:
+    return "audio_" + secrets.token_hex(12)
+
+
 def audio_parts(messages: list[Any]) -> list[tuple[str, rq.InputAudio]]:
     return [(param, part.input_audio) for param, part in rq.parts_of(messages, rq.AudioPart)]
 
@@ -287,11 +291,14 @@ class SentenceSpeaker:
     def __init__(self, audio: AudioService, voice: str) -> None:
         self._audio = audio
         self._voice = voice
+        self.id = new_answer_id()  # the spoken answer's, sent with its first transcript delta
+        self.text = ""  # all text fed so far: the answer's transcript
         self._buffer = ""
         self._jobs: list[asyncio.Task[tuple[npt.NDArray[np.int16], int]]] = []
         self._carry = np.zeros(0, dtype=np.int16)
 
     def feed(self, text: str) -> None:
+        self.text += text
         self._buffer += text
         # A list marker ("1. ") or an abbreviation is not worth a clip of its own: a piece
         # is cut at a sentence end only once it holds a few words.
@@ -327,8 +334,3 @@ class SentenceSpeaker:
         whole = joined.size - joined.size % 3
         self._carry = joined[whole:]
         return base64.b64encode(joined[:whole].astype("<i2").tobytes()).decode()
-
-
-def spoken_choice_indexes(choices: Sequence[dict[str, Any]]) -> list[int]:
-    """Choices whose answer is text to speak (a tool call answer has none)."""
-    return [i for i, c in enumerate(choices) if c["message"].get("content")]

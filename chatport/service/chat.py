@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import secrets
 import string
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -311,9 +310,7 @@ class SpokenStream:
         self._voice = voice
         self._writer = writer
         self._project = project
-        self._speakers: dict[int, SentenceSpeaker] = {}
-        self._ids: dict[int, str] = {}
-        self._said: dict[int, list[str]] = {}
+        self._speakers: dict[int, SentenceSpeaker] = {}  # choices still speaking
 
     async def around(self, chunk: Chunk) -> AsyncIterator[Chunk]:
         """The chunk as a spoken stream sends it, with whatever audio must come before it."""
@@ -323,7 +320,7 @@ class SpokenStream:
             speaker = self._speakers.pop(index)
             async for piece in speaker.finish():
                 yield self._writer.choice(index, {"audio": {"data": piece}})
-            _, expires_at = await self._audio.remember(self._project, "".join(self._said[index]), self._ids[index])
+            _, expires_at = await self._audio.remember(self._project, speaker.text, speaker.id)
             yield self._writer.choice(index, {"audio": {"expires_at": expires_at}})
         text = delta.get("content")
         if "role" in delta:
@@ -331,15 +328,13 @@ class SpokenStream:
         else:
             delta.pop("content", None)
         if text:
-            audio: dict[str, Any] = {"transcript": text}
-            if index not in self._ids:
-                self._ids[index] = audio["id"] = "audio_" + secrets.token_hex(12)
-                self._speakers[index] = SentenceSpeaker(self._audio, self._voice)
-                self._said[index] = []
-                audio = {"id": audio["id"], "transcript": text}
-            self._said[index].append(text)
-            self._speakers[index].feed(text)
-            delta["audio"] = audio
+            speaking = self._speakers.get(index)
+            if speaking is None:
+                speaking = self._speakers[index] = SentenceSpeaker(self._audio, self._voice)
+                delta["audio"] = {"id": speaking.id, "transcript": text}
+            else:
+                delta["audio"] = {"transcript": text}
+            speaking.feed(text)
         if delta or choice["finish_reason"] is not None or choice["logprobs"] is not None:
             yield chunk
 

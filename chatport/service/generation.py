@@ -14,7 +14,7 @@ from chatport.protocol.backend import GenerationRequest, Grammar, LazyGrammar, S
 from chatport.protocol.errors import InvalidRequestError, context_length_exceeded
 from chatport.protocol.requests import ChatCompletionRequest
 from chatport.service.fetch import ImageFetcher
-from chatport.service.images import ImagePlacer, image_parts, load_images
+from chatport.service.images import ImagePlacer, load_images
 from chatport.service.messages import has_files, to_template_messages
 from chatport.service.models import ServedModel
 from chatport.service.prompt import NO_REASONING, build_prompt
@@ -67,8 +67,7 @@ async def generation_for(
     heard = heard or Heard()
     placer = None
     if model.capabilities.vision:
-        loaded = await load_images(request.messages, fetcher or ImageFetcher(), pool) if image_parts(request.messages) else []
-        placer = ImagePlacer(loaded)
+        placer = ImagePlacer(await load_images(request.messages, fetcher or ImageFetcher(), pool))
     convert = partial(
         to_template_messages,
         request.messages,

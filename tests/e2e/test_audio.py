@@ -129,16 +129,20 @@ def test_the_python_seed_example(client, spoken):
     assert response.usage.prompt_tokens_details.audio_tokens >= len(words(SENTENCE))
 
 
-@pytest.mark.parametrize("fmt", ["wav", "mp3", "flac", "opus", "aac", "pcm16"])
-def test_a_spoken_answer_in_every_format(client, fmt):
-    answer = client.chat.completions.create(
+def spoken_answer(client, question: str, fmt: str, *, max_tokens: int):
+    return client.chat.completions.create(
         model=MODEL,
         modalities=["text", "audio"],
         audio={"voice": "alloy", "format": fmt},
-        messages=[{"role": "user", "content": "Describe a sunny day at the beach in two sentences."}],
-        max_tokens=40,
+        messages=[{"role": "user", "content": question}],
+        max_tokens=max_tokens,
         temperature=0,
     )
+
+
+@pytest.mark.parametrize("fmt", ["wav", "mp3", "flac", "opus", "aac", "pcm16"])
+def test_a_spoken_answer_in_every_format(client, fmt):
+    answer = spoken_answer(client, "Describe a sunny day at the beach in two sentences.", fmt, max_tokens=40)
     message = answer.choices[0].message
     assert message.content is None
     audio = message.audio
@@ -163,7 +167,7 @@ def test_a_streamed_spoken_answer_joins_into_valid_pcm16(client):
         model=MODEL,
         modalities=["text", "audio"],
         audio={"voice": "alloy", "format": "pcm16"},
-        messages=[{"role": "user", "content": "Name three colours, one sentence each."}],
+        messages=[{"role": "user", "content": "Give me three tips for staying healthy, as full sentences."}],
         max_tokens=200,
         temperature=0,
     ) as stream:
@@ -190,14 +194,7 @@ def test_a_streamed_spoken_answer_joins_into_valid_pcm16(client):
 
 
 def test_an_earlier_spoken_answer_is_referred_to_by_id(client):
-    answer = client.chat.completions.create(
-        model=MODEL,
-        modalities=["text", "audio"],
-        audio={"voice": "alloy", "format": "wav"},
-        messages=[{"role": "user", "content": "Say hello."}],
-        max_tokens=20,
-        temperature=0,
-    )
+    answer = spoken_answer(client, "Say hello.", "wav", max_tokens=20)
     audio = answer.choices[0].message.audio
     follow = [{"role": "user", "content": "Say hello."}, None, {"role": "user", "content": "Again, louder."}]
     by_id = client.chat.completions.create(
