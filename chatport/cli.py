@@ -165,6 +165,7 @@ def serve(
         list[str],
         typer.Option("--allowed-host", help="A Host name to answer besides the loopback names (repeatable; * for any)."),
     ] = [],
+    no_ui: Annotated[bool, typer.Option("--no-ui", help="Do not serve the web UI at /.")] = False,
     cors_origin: Annotated[
         list[str], typer.Option("--cors-origin", help="A web origin allowed to call the API from a browser (repeatable).")
     ] = [],
@@ -276,9 +277,12 @@ def serve(
             show_reasoning=reasoning_format == "reasoning_content",
             allow_private_urls=allow_private_urls,
             audio=audio,
+            ui=not no_ui,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--limits") from None
+    if not no_ui:
+        console.print(f"web UI: http://{_url_host(host)}:{port}/")
     run_server(
         api,
         host=host,
@@ -334,6 +338,14 @@ def _droppable(values: list[str]) -> frozenset[str]:
             param_hint="--drop-params",
         )
     return names
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def _is_loopback(host: str) -> bool:

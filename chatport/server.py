@@ -68,6 +68,7 @@ def build_app(
     show_reasoning: bool = True,
     allow_private_urls: bool = False,
     audio: AudioService | None = None,
+    ui: bool = True,
 ) -> FastAPI:
     stored = StoredCompletions(CompletionStore(database)) if database is not None else None
     if audio is not None and database is not None:
@@ -95,4 +96,5 @@ def build_app(
         allowed_hosts=allowed_hosts,
         cors_origins=cors_origins,
         body_timeout=body_timeout,
+        ui=ui,
     )

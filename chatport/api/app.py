@@ -14,6 +14,7 @@ from chatport.api.metrics import metrics_endpoint
 from chatport.api.middleware import DEFAULT_BODY_TIMEOUT, InFlight, RequestContextMiddleware
 from chatport.api.responses import OrjsonResponse
 from chatport.api.routes import audio, chat, models, stored
+from chatport.api.ui import ui_router
 from chatport.protocol.errors import APIError
 from chatport.service.services import Services
 
@@ -37,7 +38,10 @@ def create_app(
     allowed_hosts: frozenset[str] | None = None,
     cors_origins: list[str] | None = None,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    ui: bool = True,
 ) -> FastAPI:
+    """``ui``: serve the web UI at ``/`` (its pages call the API like any client)."""
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await services.start()
@@ -92,6 +96,8 @@ def create_app(
         include_in_schema=False,
         dependencies=[Depends(metrics_key)],
     )
+    if ui:
+        app.include_router(ui_router(services, metrics_key))
     app.add_middleware(BrowserGuard, allowed_hosts=allowed_hosts)
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=max_body_bytes, in_flight=app.state.in_flight, body_timeout=body_timeout

@@ -24,6 +24,10 @@ class EngineCollector(Collector):
         tokens = CounterMetricFamily("chatport_generated_tokens", "Tokens sampled", labels=["model"])
         decode = CounterMetricFamily("chatport_decode_seconds", "Time inside llama_decode", labels=["model"])
         total = CounterMetricFamily("chatport_step_seconds", "Time of whole engine steps", labels=["model"])
+        first = CounterMetricFamily("chatport_first_tokens", "Requests that got their first token", labels=["model"])
+        first_wait = CounterMetricFamily(
+            "chatport_first_token_seconds", "Sum of waits from submission to the first token", labels=["model"]
+        )
         for model in self.services.registry.listed():
             stats = model.backend.stats()
             running.add_metric([model.id], stats.running)
@@ -32,9 +36,11 @@ class EngineCollector(Collector):
             tokens.add_metric([model.id], stats.tokens)
             decode.add_metric([model.id], stats.decode_seconds)
             total.add_metric([model.id], stats.step_seconds)
+            first.add_metric([model.id], stats.first_tokens)
+            first_wait.add_metric([model.id], stats.first_token_seconds)
         draining = GaugeMetricFamily("chatport_draining", "1 while the server drains before shutting down")
         draining.add_metric([], 1 if self.services.draining else 0)
-        yield from (running, waiting, steps, tokens, decode, total, draining)
+        yield from (running, waiting, steps, tokens, decode, total, first, first_wait, draining)
 
 
 def metrics_endpoint(services: Services) -> Callable[[], Awaitable[Response]]:

@@ -101,6 +101,8 @@ class StepCounters:
     tokens: int = 0
     decode_seconds: float = 0.0
     step_seconds: float = 0.0
+    first_tokens: int = 0
+    first_token_seconds: float = 0.0
 
 
 class Engine:
@@ -159,6 +161,8 @@ class Engine:
             step_seconds=c.step_seconds,
             alive=self._thread.is_alive() and not self._stopping,
             idle_seconds=time.monotonic() - self._last_step,
+            first_tokens=c.first_tokens,
+            first_token_seconds=c.first_token_seconds,
         )
 
     def abort_all(self, failure: BackendFailure) -> None:
@@ -286,8 +290,17 @@ class Engine:
                     break
             if seq.phase is Phase.DECODE:
                 seq.draft = self._draft(seq)
+        self._count_first_outputs(outputs)
         self.counters.steps += 1
         return outputs
+
+    def _count_first_outputs(self, outputs: dict[RequestHandle, list[ChoiceDelta]]) -> None:
+        now = time.monotonic()
+        for handle in outputs:
+            if handle.first_output_at is None:
+                handle.first_output_at = now
+                self.counters.first_tokens += 1
+                self.counters.first_token_seconds += now - handle.enqueued_at
 
     def _emit(self, outputs: dict[RequestHandle, list[ChoiceDelta]]) -> None:
         deliver_step(outputs)

@@ -20,6 +20,7 @@ class RequestHandle:
         self.id = next(_handle_ids)
         self.request = request
         self.enqueued_at = time.monotonic()
+        self.first_output_at: float | None = None  # set by the engine thread
         self.cancelled = False
         self._cached_tokens = 0
         self._loop = loop

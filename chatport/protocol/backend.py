@@ -177,6 +177,10 @@ class BackendStats:
     step_seconds: float  # time of whole steps
     alive: bool = True  # the runtime can still take work (its thread has not died)
     idle_seconds: float = 0.0  # since the last step, or since start; large with work waiting means stuck
+    # Requests that got their first token, and the sum of their waits for it (queue and
+    # prefill): a reader takes the difference of two readings for the recent mean.
+    first_tokens: int = 0
+    first_token_seconds: float = 0.0
 
 
 class Backend(Protocol):

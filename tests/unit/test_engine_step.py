@@ -332,3 +332,15 @@ def test_repacking_is_refused_on_cpus_with_amx(tmp_path):
     assert repack_is_safe(str(amd)) is True
     assert repack_is_safe(str(intel)) is False
     assert repack_is_safe(str(tmp_path / "missing")) is False
+
+
+async def test_each_request_counts_one_first_token_and_its_wait():
+    engine, _ = make_engine()
+    before = engine.stats()
+    assert (before.first_tokens, before.first_token_seconds) == (0, 0.0)
+    # n=2 is one request: its first output is counted once, however many choices it has.
+    await run(engine, request("say: a", max_tokens=3), request("say: w", n=2))
+    after = engine.stats()
+    assert after.first_tokens == 2
+    assert after.first_token_seconds > 0.0
+    assert after.tokens == 3 + 2 * 4  # "bcd", and "xyz" and the end-of-generation token twice

@@ -1,0 +1,67 @@
+// "View code": the playground's request as Python, TypeScript and curl, written against the
+// official SDKs. The key is never written into the code: the SDKs read OPENAI_API_KEY.
+
+export function snippets(body, { baseUrl, keysRequired }) {
+  return { python: python(body, baseUrl, keysRequired), typescript: typescript(body, baseUrl, keysRequired), curl: curl(body, baseUrl, keysRequired) };
+}
+
+function python(body, baseUrl, keysRequired) {
+  const key = keysRequired ? "" : ', api_key=os.environ.get("OPENAI_API_KEY", "unused")';
+  const args = Object.entries(body)
+    .map(([name, value]) => `    ${name}=${pyValue(value, 1)},`)
+    .join("\n");
+  return [
+    ...(keysRequired ? [] : ["import os", ""]),
+    "from openai import OpenAI",
+    "",
+    `client = OpenAI(base_url=${JSON.stringify(baseUrl)}${key})`,
+    "",
+    "completion = client.chat.completions.create(",
+    args,
+    ")",
+    "print(completion.choices[0].message)",
+    "",
+  ].join("\n");
+}
+
+// A JSON value as a Python literal (JSON's string escapes are valid in Python strings).
+function pyValue(value, depth) {
+  const pad = "    ".repeat(depth + 1);
+  const end = "    ".repeat(depth);
+  if (value === null) return "None";
+  if (value === true) return "True";
+  if (value === false) return "False";
+  if (typeof value === "number") return String(value); // 0.7, 42, 1e+21: all Python literals
+  if (typeof value === "string") return JSON.stringify(value);
+  if (Array.isArray(value)) {
+    if (!value.length) return "[]";
+    return `[\n${value.map((v) => `${pad}${pyValue(v, depth + 1)},`).join("\n")}\n${end}]`;
+  }
+  const entries = Object.entries(value);
+  if (!entries.length) return "{}";
+  return `{\n${entries.map(([k, v]) => `${pad}${JSON.stringify(k)}: ${pyValue(v, depth + 1)},`).join("\n")}\n${end}}`;
+}
+
+function typescript(body, baseUrl, keysRequired) {
+  const key = keysRequired ? "" : ', apiKey: process.env.OPENAI_API_KEY ?? "unused"';
+  return [
+    'import OpenAI from "openai";',
+    "",
+    `const client = new OpenAI({ baseURL: ${JSON.stringify(baseUrl)}${key} });`,
+    "",
+    `const completion = await client.chat.completions.create(${JSON.stringify(body, null, 2)});`,
+    "console.log(completion.choices[0].message);",
+    "",
+  ].join("\n");
+}
+
+function curl(body, baseUrl, keysRequired) {
+  const json = JSON.stringify(body, null, 2).replaceAll("'", "'\\''");
+  return [
+    `curl ${baseUrl}/chat/completions \\`,
+    '  -H "Content-Type: application/json" \\',
+    ...(keysRequired ? ['  -H "Authorization: Bearer $OPENAI_API_KEY" \\'] : []),
+    `  -d '${json}'`,
+    "",
+  ].join("\n");
+}
