@@ -69,6 +69,9 @@ def serve(app: FastAPI, *, host: str, port: int, drain_seconds: float, max_conne
         host=host,
         port=port,
         log_level="warning",
+        # asyncio's own loop whatever is installed (uvloop comes with some extras' packages;
+        # measured: no gain here, docs/benchmarks.md).
+        loop="asyncio",
         http=GuardedH11Protocol.configured(header_timeout=header_timeout, max_connections=max_connections),
         timeout_graceful_shutdown=CUT_GRACE_SECONDS,
     )

@@ -17,6 +17,7 @@ from chatport.protocol.backend import SamplingParams
 
 # A token this far below the row's best (in log-probability) has weight exp(-20) = 2e-9:
 # all such tokens together cannot change a draw measurably, so they are left out.
+_TINY = np.finfo(np.float32).tiny
 _LOG_FLOOR = -20.0
 
 
@@ -109,12 +110,16 @@ def _apply_bias_and_penalties(x: np.ndarray, states: Seq[SamplerState]) -> None:
 
 
 def _sample_stochastic(x: np.ndarray, states: Seq[SamplerState]) -> np.ndarray:
-    temps = np.array([s.params.temperature for s in states], dtype=np.float32)[:, None]
+    # A temperature too small for float32 (OpenAI takes 1e-300) would divide by zero and
+    # leave no token: floored at float32's smallest normal, it keeps the best tokens at
+    # weight 1 and sends the rest to -inf, which is the limit such a temperature means.
+    temps = np.maximum(np.array([s.params.temperature for s in states], dtype=np.float32), _TINY)[:, None]
     # Work in log space relative to each row's best token, then keep only tokens within
     # _LOG_FLOOR of it: the rest weigh less than float32 can add to a sum of at least 1,
     # so dropping them changes no draw, and exp/cumsum run on a few hundred values per row.
     scaled = x - x.max(axis=1, keepdims=True)
-    scaled /= temps
+    with np.errstate(over="ignore"):
+        scaled /= temps
     flat = np.flatnonzero(scaled > _LOG_FLOOR)  # ~10x faster than a 2-D nonzero
     row_ids, token_ids = np.divmod(flat, x.shape[1])
     weights = np.exp(scaled.ravel()[flat])

@@ -115,3 +115,11 @@ def test_rows_pick_the_logits_row_of_each_state():
     x = logits(4, seed=8)
     states = [SamplerState.create(SamplingParams(temperature=0.0), 0) for _ in range(2)]
     assert [c.token for c in sample(x, states, rows=[3, 1])] == [int(x[3].argmax()), int(x[1].argmax())]
+
+
+@pytest.mark.parametrize("temperature", [1e-300, 5e-324, 1e-40, 1e-7])
+def test_a_temperature_below_float32s_range_samples_the_best_token(temperature):
+    # Found by the schema fuzzer: 1e-300 is a valid temperature, and it divided by zero.
+    x = logits(4, seed=3)
+    states = [SamplerState.create(SamplingParams(temperature=temperature, seed=i), 0) for i in range(4)]
+    assert [c.token for c in sample(x, states)] == list(x.argmax(axis=1))
