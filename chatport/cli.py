@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -16,6 +17,7 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 from chatport.catalog import ModelSource, default_model, model_id_for
 from chatport.engine.engine import EngineConfig
 from chatport.hub import is_hub
+from chatport.replicas.scale import Scale
 
 if TYPE_CHECKING:
     from chatport.service.audio import AudioService
@@ -166,6 +168,16 @@ def serve(
         typer.Option("--allowed-host", help="A Host name to answer besides the loopback names (repeatable; * for any)."),
     ] = [],
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Do not serve the web UI at /.")] = False,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Run each model's engines as replicas on Ray Serve (the ray extra).")
+    ] = False,
+    replicas: Annotated[int | None, typer.Option(help="With --ray: engine replicas per model (default 1).")] = None,
+    autoscale: Annotated[
+        str | None, typer.Option(help="With --ray: MIN:MAX replicas per model, scaled by requests in flight.")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="With --ray: join this Ray cluster (default: start a local Ray instance).")
+    ] = None,
     cors_origin: Annotated[
         list[str], typer.Option("--cors-origin", help="A web origin allowed to call the API from a browser (repeatable).")
     ] = [],
@@ -199,7 +211,7 @@ def serve(
     from chatport.api.guards import default_allowed_hosts
     from chatport.api.lifecycle import serve as run_server
     from chatport.engine.llama import ModelLoadError
-    from chatport.server import build_app, load_model
+    from chatport.server import build_app, load_model, load_model_on_ray
     from chatport.service.models import ModelRegistry
     from chatport.store.database import describe
 
@@ -226,6 +238,8 @@ def serve(
         cache_disk_mb=cache_disk,
         cache_dir=cache_dir,
     )
+    scale = _scale(ray, replicas, autoscale, ray_address, mmproj)
+    ray_started = _start_ray(ray_address) if scale is not None else False
     registry = ModelRegistry()
     sources = _sources(model, model_id)
     templates = _chat_templates(chat_template, len(sources))
@@ -238,14 +252,17 @@ def serve(
         ) as progress:
             task = progress.add_task(source.id, total=1.0)
             try:
-                served = load_model(
-                    source.path,
-                    source.id,
-                    config,
-                    progress=partial(_advance, progress, task),
-                    chat_template=template,
-                    mmproj=source.mmproj,
-                )
+                if scale is not None:
+                    served = load_model_on_ray(source.path, source.id, config, scale, template, drain_seconds)
+                else:
+                    served = load_model(
+                        source.path,
+                        source.id,
+                        config,
+                        progress=partial(_advance, progress, task),
+                        chat_template=template,
+                        mmproj=source.mmproj,
+                    )
             except ModelLoadError as exc:
                 console.print(f"[red]error:[/] {exc}")
                 raise typer.Exit(1) from None
@@ -283,14 +300,20 @@ def serve(
         raise typer.BadParameter(str(exc), param_hint="--limits") from None
     if not no_ui:
         console.print(f"web UI: http://{_url_host(host)}:{port}/")
-    run_server(
-        api,
-        host=host,
-        port=port,
-        drain_seconds=drain_seconds,
-        max_connections=max_connections,
-        header_timeout=header_timeout,
-    )
+    try:
+        run_server(
+            api,
+            host=host,
+            port=port,
+            drain_seconds=drain_seconds,
+            max_connections=max_connections,
+            header_timeout=header_timeout,
+        )
+    finally:
+        if ray_started:
+            import ray as ray_runtime
+
+            ray_runtime.shutdown()
 
 
 def _audio(stt_model: str | None, voices: list[str], stt: bool) -> AudioService:
@@ -338,6 +361,33 @@ def _droppable(values: list[str]) -> frozenset[str]:
             param_hint="--drop-params",
         )
     return names
+
+
+def _scale(ray: bool, replicas: int | None, autoscale: str | None, address: str | None, mmproj: list[str]) -> Scale | None:
+    """With --ray: how many replicas each model runs (None: engines in this process)."""
+    if not ray:
+        for name, value in (("--replicas", replicas), ("--autoscale", autoscale), ("--ray-address", address)):
+            if value is not None:
+                raise typer.BadParameter("takes effect with --ray only", param_hint=name)
+        return None
+    if mmproj:
+        raise typer.BadParameter("image input is not served by Ray replicas yet", param_hint="--mmproj")
+    if replicas is not None and autoscale is not None:
+        raise typer.BadParameter("give --replicas or --autoscale, not both", param_hint="--autoscale")
+    try:
+        scale = Scale.parse(replicas, autoscale)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--autoscale" if autoscale else "--replicas") from None
+    return scale
+
+
+def _start_ray(address: str | None) -> bool:
+    """True when a local Ray instance was started (and must be shut down on exit)."""
+    try:
+        from chatport.replicas.deploy import start_ray
+    except ImportError:
+        raise typer.BadParameter('needs the ray extra: pip install "chatport[ray]"', param_hint="--ray") from None
+    return start_ray(address)
 
 
 def _url_host(host: str) -> str:
@@ -542,7 +592,7 @@ def bench(
         str | None,
         typer.Option(
             help="Peers to start on the same GGUF and drive in alternating rounds, comma-separated: llama-server "
-            "(needs --peer-bin), llama-cpp-python."
+            "(needs --peer-bin), llama-cpp-python, ray-N (chatport with N engine replicas on Ray, the cores shared)."
         ),
     ] = None,
     peer_bin: Annotated[
@@ -613,10 +663,11 @@ def bench(
 
     levels = [int(c) for c in concurrency.split(",") if c.strip()]
     peers = [p.strip() for p in (compare or "").split(",") if p.strip()]
-    unknown = set(peers) - {"llama-server", "llama-cpp-python"}
+    unknown = {p for p in peers if p not in ("llama-server", "llama-cpp-python") and not re.fullmatch(r"ray-[1-9][0-9]*", p)}
     if unknown:
         raise typer.BadParameter(
-            f"unknown peer {', '.join(sorted(unknown))}: llama-server, llama-cpp-python", param_hint="--compare"
+            f"unknown peer {', '.join(sorted(unknown))}: llama-server, llama-cpp-python, ray-N (chatport on N Ray replicas)",
+            param_hint="--compare",
         )
     if "llama-server" in peers and not (peer_bin and os.access(peer_bin, os.X_OK)):
         raise typer.BadParameter(

@@ -11,6 +11,7 @@ from chatport.api.app import create_app
 from chatport.api.middleware import DEFAULT_BODY_TIMEOUT
 from chatport.engine.backend import LlamaBackend
 from chatport.engine.engine import EngineConfig
+from chatport.replicas.scale import Scale
 from chatport.service.audio import AudioService
 from chatport.service.auth import Authenticator, AuthMode
 from chatport.service.chat import ChatService
@@ -35,6 +36,20 @@ def load_model(
     mmproj: str | None = None,
 ) -> ServedModel:
     return ServedModel.create(model_id, LlamaBackend(path, config, progress=progress, mmproj=mmproj), chat_template)
+
+
+def load_model_on_ray(
+    path: str,
+    model_id: str,
+    config: EngineConfig,
+    scale: Scale,
+    chat_template: str | None = None,
+    drain_seconds: float = 30.0,
+) -> ServedModel:
+    """The model's engines as Ray Serve replicas (the ray extra); Ray must be started."""
+    from chatport.replicas.deploy import deploy_model
+
+    return ServedModel.create(model_id, deploy_model(path, model_id, config, scale, drain_seconds=drain_seconds), chat_template)
 
 
 def load_audio(stt_model: str | None, voices: dict[str, str], *, stt: bool = True, threads: int = 1) -> AudioService:

@@ -28,8 +28,20 @@ class EngineCollector(Collector):
         first_wait = CounterMetricFamily(
             "chatport_first_token_seconds", "Sum of waits from submission to the first token", labels=["model"]
         )
+        # Engines run as replicas (chatport serve --ray): each one's health, load and share.
+        labels = ["model", "replica"]
+        up = GaugeMetricFamily("chatport_replica_up", "1 while the replica reports and its engine runs", labels=labels)
+        r_running = GaugeMetricFamily("chatport_replica_running_sequences", "Sequences holding a slot", labels=labels)
+        r_waiting = GaugeMetricFamily("chatport_replica_waiting_requests", "Requests queued for a slot", labels=labels)
+        r_requests = CounterMetricFamily("chatport_replica_requests", "Requests taken since the replica started", labels=labels)
+        r_tokens = CounterMetricFamily("chatport_replica_generated_tokens", "Tokens sampled", labels=labels)
+        replicas: tuple[GaugeMetricFamily | CounterMetricFamily, ...] = (up, r_running, r_waiting, r_requests, r_tokens)
         for model in self.services.registry.listed():
             stats = model.backend.stats()
+            for replica in stats.replicas:
+                values = (int(replica.alive), replica.running, replica.waiting, replica.requests, replica.tokens)
+                for family, value in zip(replicas, values, strict=True):
+                    family.add_metric([model.id, replica.name], value)
             running.add_metric([model.id], stats.running)
             waiting.add_metric([model.id], stats.waiting)
             steps.add_metric([model.id], stats.steps)
@@ -40,7 +52,7 @@ class EngineCollector(Collector):
             first_wait.add_metric([model.id], stats.first_token_seconds)
         draining = GaugeMetricFamily("chatport_draining", "1 while the server drains before shutting down")
         draining.add_metric([], 1 if self.services.draining else 0)
-        yield from (running, waiting, steps, tokens, decode, total, first, first_wait, draining)
+        yield from (running, waiting, steps, tokens, decode, total, first, first_wait, draining, *replicas)
 
 
 def metrics_endpoint(services: Services) -> Callable[[], Awaitable[Response]]:

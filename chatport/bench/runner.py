@@ -33,7 +33,7 @@ class BenchOptions:
     out: str
     ctx_size: int
     constrained: bool = False
-    peers: list[str] = field(default_factory=list)  # llama-server, llama-cpp-python
+    peers: list[str] = field(default_factory=list)  # llama-server, llama-cpp-python, ray-N
     peer_bin: str | None = None
     rounds: int = 1
 
@@ -102,6 +102,17 @@ async def _rounds(
     return levels
 
 
+def _start_on_ray(opts: BenchOptions, replicas: int, log_path: str) -> RunningServer:
+    """chatport with its engines as ``replicas`` Ray Serve replicas sharing the cores the
+    plain server uses (the ray extra)."""
+    threads = max(1, (os.cpu_count() or 1) // replicas)
+    return start_chatport(
+        "--model", opts.model_path, "--model-id", opts.model, "--max-seqs", str(max(opts.concurrency)),
+        "--ctx-size", str(opts.ctx_size), "--ray", "--replicas", str(replicas), "--threads", str(threads),
+        log_path=log_path,
+    )  # fmt: skip
+
+
 def run(opts: BenchOptions, command: str) -> dict[str, Any]:
     results: dict[str, Any] = {"command": command, "levels": []}
     bias = _eog_bias(opts.model_path)
@@ -123,7 +134,9 @@ def run(opts: BenchOptions, command: str) -> dict[str, Any]:
             targets.append(("chatport", srv.api))
             for peer_name in opts.peers:
                 console.print(f"starting {peer_name} ...")
-                if peer_name == "llama-server":
+                if peer_name.startswith("ray-"):
+                    peer = _start_on_ray(opts, int(peer_name[4:]), log_path)
+                elif peer_name == "llama-server":
                     assert opts.peer_bin is not None
                     peer = start_llama_server(
                         opts.peer_bin,

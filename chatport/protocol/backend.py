@@ -168,6 +168,19 @@ class ModelCapabilities:
 
 
 @dataclass(frozen=True)
+class ReplicaStats:
+    """One engine replica of a backend that runs several (Ray Serve)."""
+
+    name: str
+    alive: bool
+    running: int
+    waiting: int
+    tokens: int
+    requests: int  # generation requests it has taken since it started
+    pid: int = 0  # its process, where it runs
+
+
+@dataclass(frozen=True)
 class BackendStats:
     running: int  # sequences holding a slot
     waiting: int  # requests queued for one
@@ -181,6 +194,7 @@ class BackendStats:
     # prefill): a reader takes the difference of two readings for the recent mean.
     first_tokens: int = 0
     first_token_seconds: float = 0.0
+    replicas: tuple[ReplicaStats, ...] = ()  # empty for a backend that is one engine
 
 
 class Backend(Protocol):

@@ -8,6 +8,7 @@ two helpers here: Markdown rendering (``/ui/markdown``) and the engines' status
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -121,6 +122,7 @@ async def server_status(services: Services) -> dict[str, Any]:
                 "first_tokens": stats.first_tokens,
                 "first_token_seconds": stats.first_token_seconds,
                 "alive": stats.alive,
+                "replicas": [dataclasses.asdict(replica) for replica in stats.replicas],
             }
         )
     return {

@@ -73,6 +73,7 @@ export function create(root) {
         figure("generated", model.tokens, "tokens generated"),
       ),
       sparkline(series.tps),
+      model.replicas.length ? replicaTable(model.replicas) : null,
       h("table", { class: "settings-table" }, settings.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, String(v))))),
     );
   }
@@ -119,4 +120,26 @@ function sparkline(values) {
   ctx.font = "11px sans-serif";
   ctx.fillText(`max ${top.toFixed(0)} tok/s`, 4, 12);
   return canvas;
+}
+
+// Engines as Ray Serve replicas (chatport serve --ray): one row each.
+function replicaTable(replicas) {
+  return h(
+    "table",
+    { class: "list replicas" },
+    h("thead", {}, h("tr", {}, ["replica", "state", "running", "waiting", "requests", "tokens", "pid"].map((t) => h("th", {}, t)))),
+    h(
+      "tbody",
+      {},
+      replicas.map((r) =>
+        h(
+          "tr",
+          { class: "replica", dataset: { replica: r.name } },
+          h("td", {}, h("code", {}, r.name)),
+          h("td", {}, r.alive ? "up" : h("span", { class: "error" }, "down")),
+          [r.running, r.waiting, r.requests, r.tokens, r.pid].map((v) => h("td", { class: "num" }, String(v))),
+        ),
+      ),
+    ),
+  );
 }
