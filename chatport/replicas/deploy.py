@@ -64,8 +64,15 @@ def deploy_model(
         ),
     }
     if scale.replicas is None:
+        # Scale up when the replicas' slots are more than half busy on average over 10 s;
+        # down only after a minute below (an engine takes seconds to load).
         options["autoscaling_config"] = AutoscalingConfig(
-            min_replicas=scale.minimum, max_replicas=scale.maximum, target_ongoing_requests=config.max_seqs
+            min_replicas=scale.minimum,
+            max_replicas=scale.maximum,
+            target_ongoing_requests=max(1, config.max_seqs // 2),
+            look_back_period_s=10,
+            upscale_delay_s=5,
+            downscale_delay_s=60,
         )
     else:
         options["num_replicas"] = scale.replicas
