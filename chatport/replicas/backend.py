@@ -91,16 +91,11 @@ class RayBackend:
     def stats(self) -> BackendStats:
         now = time.time()
         reports = self._reports
+        # A replica silent for STALE_SECONDS is down: its load no longer counts, its totals do.
         fresh = [r for r in reports if now - r.at < STALE_SECONDS]
         replicas = tuple(
             ReplicaStats(
-                r.replica,
-                now - r.at < STALE_SECONDS and r.stats.alive,
-                r.stats.running,
-                r.stats.waiting,
-                r.stats.tokens,
-                r.requests,
-                r.pid,
+                r.replica, r in fresh and r.stats.alive, r.stats.running, r.stats.waiting, r.stats.tokens, r.requests, r.pid
             )
             for r in reports
         )

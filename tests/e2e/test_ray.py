@@ -17,6 +17,7 @@ from openai import OpenAI
 
 from tests.conftest import MODEL, create_pg_database, drop_pg_database, start_server, stop_server
 from tests.e2e.test_cancellation import running_sequences
+from tests.e2e.test_hardening import poll
 from tests.e2e.test_seed_examples import *  # noqa: F403 (the seed examples, every one)
 from tests.e2e.test_stored import (  # noqa: F401
     sdk,
@@ -165,16 +166,9 @@ def test_a_client_that_leaves_frees_the_replicas_slot(ray_server, eog_bias):
         lines = r.iter_lines()
         for _ in range(5):
             next(lines)
-        wait_for(lambda: running_sequences(ray_server) == 1, 10)  # replicas report once a second
+        assert poll(lambda: running_sequences(ray_server) == 1, 10)  # replicas report once a second
     # 1800 tokens would take a minute: the cancellation must reach the replica.
-    wait_for(lambda: running_sequences(ray_server) == 0, 5)
-
-
-def wait_for(condition, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
+    assert poll(lambda: running_sequences(ray_server) == 0, 5)
 
 
 def test_a_replica_killed_mid_stream_ends_that_stream_with_an_error_and_others_go_on(client, ray_server, eog_bias):

@@ -6,17 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
 import pytest
 from openai import AsyncOpenAI
 
 from tests.conftest import MODEL, start_server, stop_server
+from tests.e2e.test_ray import replicas
 
 pytestmark = pytest.mark.ray
-
-
-def replicas(server) -> list[dict]:
-    return httpx.get(server.base_url + "/ui/status", timeout=10).json()["models"][0]["replicas"]
 
 
 async def test_load_adds_a_replica_and_both_serve(tmp_path):
@@ -36,7 +32,7 @@ async def test_load_adds_a_replica_and_both_serve(tmp_path):
 
         # 24 requests at once keep the one replica's 8 slots over the target of 4 in flight.
         deadline = time.monotonic() + 180
-        while not (len(seen := replicas(server)) == 2 and all(r["requests"] > 0 for r in seen)):
+        while not (len(seen := replicas(server)) == 2 and all(r["requests"] > 0 for r in seen.values())):
             assert time.monotonic() < deadline, seen
             assert all(n > 0 for n in await asyncio.gather(*(one(i) for i in range(24))))
     finally:
