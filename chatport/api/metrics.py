@@ -21,6 +21,9 @@ class EngineCollector(Collector):
         running = GaugeMetricFamily("chatport_running_sequences", "Sequences holding a KV slot", labels=["model"])
         waiting = GaugeMetricFamily("chatport_waiting_requests", "Requests queued for a slot", labels=["model"])
         steps = CounterMetricFamily("chatport_decode_steps", "Decode steps run", labels=["model"])
+        graphs = CounterMetricFamily(
+            "chatport_decode_graphs", "Forward passes the decode steps ran as (llama.cpp ubatches)", labels=["model"]
+        )
         tokens = CounterMetricFamily("chatport_generated_tokens", "Tokens sampled", labels=["model"])
         decode = CounterMetricFamily("chatport_decode_seconds", "Time inside llama_decode", labels=["model"])
         total = CounterMetricFamily("chatport_step_seconds", "Time of whole engine steps", labels=["model"])
@@ -45,6 +48,7 @@ class EngineCollector(Collector):
             running.add_metric([model.id], stats.running)
             waiting.add_metric([model.id], stats.waiting)
             steps.add_metric([model.id], stats.steps)
+            graphs.add_metric([model.id], stats.graphs)
             tokens.add_metric([model.id], stats.tokens)
             decode.add_metric([model.id], stats.decode_seconds)
             total.add_metric([model.id], stats.step_seconds)
@@ -52,7 +56,7 @@ class EngineCollector(Collector):
             first_wait.add_metric([model.id], stats.first_token_seconds)
         draining = GaugeMetricFamily("chatport_draining", "1 while the server drains before shutting down")
         draining.add_metric([], 1 if self.services.draining else 0)
-        yield from (running, waiting, steps, tokens, decode, total, first, first_wait, draining, *replicas)
+        yield from (running, waiting, steps, graphs, tokens, decode, total, first, first_wait, draining, *replicas)
 
 
 def metrics_endpoint(services: Services) -> Callable[[], Awaitable[Response]]:

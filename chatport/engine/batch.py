@@ -77,6 +77,10 @@ class StepPlan:
     def add_fork(self, seq: Sequence, leader: Entry) -> None:
         self.entries.append(Entry(seq, [], leader.first_cell + len(leader.tokens), leader.rows, fork_of=leader.seq))
 
+    def graphs(self, n_ubatch: int) -> int:
+        """How many forward passes llama.cpp runs this batch as (see ``ubatches``)."""
+        return ubatches([(e.seq.slot_id, len(e.tokens)) for e in self.entries if e.tokens], n_ubatch)
+
     def add_media(self, seq: Sequence, chunk: MediaChunk, first_cell: int) -> None:
         self.media.append(MediaStep(seq, chunk, first_cell))
 
@@ -87,3 +91,26 @@ class StepPlan:
             if entry.tokens:
                 start = entry.seq.position(entry.first_cell)
                 batch.add(entry.tokens, start, entry.seq.slot_id, len(entry.rows))
+
+
+def ubatches(runs: list[tuple[int, int]], n_ubatch: int) -> int:
+    """The number of ubatches (one graph each) llama.cpp cuts a batch into over per-slot KV
+    streams, for ``runs`` of (sequence id, tokens) in batch order, as
+    ``llama_batch_allocr::split_equal(n_ubatch, sequential=true)`` does: a ubatch takes the
+    first unused sequence and then only sequences whose id is one more than the last
+    taken, and the same number of tokens from each, as many as the shortest has left.
+    So decoding slots 0-3 is one graph, slots 0, 2, 5, 9 four, and a step that mixes
+    one-token decodes with prompt chunks at least two."""
+    left = [n for _, n in runs]
+    count = 0
+    while any(left):
+        chain: list[int] = []
+        for i, (seq_id, _) in enumerate(runs):
+            if left[i] and (not chain or seq_id == runs[chain[-1]][0] + 1):
+                chain.append(i)
+        shortest = min(left[i] for i in chain)
+        each = max(min(shortest, n_ubatch // len(chain)), 1)
+        for i in chain:
+            left[i] -= each
+        count += 1
+    return count

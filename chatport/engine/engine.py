@@ -53,6 +53,11 @@ class ModelContext(Protocol):
     @property
     def batch_capacity(self) -> int: ...
 
+    @property
+    def n_ubatch(self) -> int:
+        """The most tokens llama.cpp runs as one graph."""
+        ...
+
     def decode(self) -> Logits:
         """Run the batch; the logits rows it asked for, in order."""
         ...
@@ -98,6 +103,7 @@ class EngineConfig:
 @dataclass
 class StepCounters:
     steps: int = 0
+    graphs: int = 0
     tokens: int = 0
     decode_seconds: float = 0.0
     step_seconds: float = 0.0
@@ -156,6 +162,7 @@ class Engine:
             running=len(self.scheduler.running),
             waiting=self.scheduler.n_waiting,
             steps=c.steps,
+            graphs=c.graphs,
             tokens=c.tokens,
             decode_seconds=c.decode_seconds,
             step_seconds=c.step_seconds,
@@ -242,6 +249,7 @@ class Engine:
             self.context.decode_media(media.chunk, seq.slot_id, seq.position(media.first_cell))
         logits = np.empty((0, self.vocab.n_vocab), dtype=np.float32)
         if plan.n_tokens:
+            self.counters.graphs += plan.graphs(self.context.n_ubatch)
             plan.fill(self.context.batch)
             logits = self.context.decode()
         self.counters.decode_seconds += time.perf_counter() - started

@@ -2,7 +2,7 @@
 
 A slot keeps its KV after a request ends, so the next prompt that shares its prefix skips
 that work; but with 16 slots, the 17th different system prompt pushes one out. Before a
-slot's cells are overwritten, a long prefix (``min_tokens`` or more about to be lost) is
+slot's cells are overwritten, a prefix (``min_tokens`` or more about to be lost) is
 copied out of the KV cache (``llama_state_seq_get_data``) into this cache, least recently
 used first out when it passes ``ram_bytes``. A prompt that shares more with a saved prefix
 than with any slot gets it written back into a free slot (``llama_state_seq_set_data``)
@@ -58,11 +58,13 @@ class PromptCache:
         fingerprint: str,
         disk_dir: str | None = None,
         disk_bytes: int = 0,
-        min_tokens: int = 256,
+        min_tokens: int = 32,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``fingerprint``: names the model (its weights): states of one model never load
-        into another. ``min_tokens``: shorter prefixes are cheaper to compute again."""
+        into another. ``min_tokens``: shorter prefixes are not worth a copy (a chat turn's
+        prompt and answer are longer: the next turn, or the same prompt asked again after
+        16 others, comes back from here as llama-server's --cache-ram does)."""
         self.ram_bytes = ram_bytes
         self.fingerprint = fingerprint
         self.min_tokens = min_tokens

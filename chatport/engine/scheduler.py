@@ -46,8 +46,19 @@ class Admission:
     save: list[tuple[int, list[int]]] = field(default_factory=list)  # (slot, its cells) to keep before they go
 
 
-# A saved prefix is written back only when it spares this many more cells than a slot does.
-RESTORE_GAIN = 64
+def worth_restoring(saved_cells: int, spared: int) -> bool:
+    """Whether writing a saved prefix of ``saved_cells`` back into a slot beats computing the
+    ``spared`` cells it saves over the best slot: a restore copies the whole state (SmolLM2:
+    23 KB a cell, ~5 us), a prompt cell computed in a batch costs ~3 ms on 2 cores, so one
+    spared cell pays for a few hundred copied."""
+    return spared >= 1 + saved_cells // 256
+
+
+# A free slot next to running ones is taken over one that holds up to this many more
+# prompt cells: recomputing 32 cells costs about as much as 30 steps' extra graph when the
+# new sequence sits apart (measured on 2 cores, SmolLM2-135M: ~3 ms a prompt cell in a
+# batch, ~4 ms a graph); a conversation's own prefix is longer and still wins.
+CONTIGUITY_SLACK = 32
 
 
 # Rows of one step that decoding and drafts share (see Scheduler.plan).
@@ -112,20 +123,26 @@ class Scheduler:
                 free = [s for s in self.slots if not s.busy]
                 if len(free) < handle.request.n:
                     return started
+                # Packing pays only while some slots will stay idle; when the queue fills
+                # every free slot, each prompt goes to its longest prefix.
+                pack = self.n_waiting < len(free)
                 queue.popleft()
-                started.append(self._start(handle, free, new_sequence))
+                started.append(self._start(handle, free, new_sequence, pack=pack))
         return started
 
-    def _start(self, handle: RequestHandle, free: list[Slot], new_sequence: SequenceFactory) -> Admission:
+    def _start(self, handle: RequestHandle, free: list[Slot], new_sequence: SequenceFactory, *, pack: bool) -> Admission:
         prompt = handle.request.prompt
         key = handle.request.cache_key
-
-        def preference(slot: Slot) -> tuple[int, int, int]:
-            same_key = int(key is not None and slot.cache_key == key)
-            return (prompt.common_prefix(slot.cached, slot.media), same_key, -slot.last_used)
-
-        chosen = sorted(free, key=preference, reverse=True)[: handle.request.n]
-        prefix = prompt.common_prefix(chosen[0].cached, chosen[0].media)
+        held = {slot.slot_id: prompt.common_prefix(slot.cached, slot.media) for slot in free}
+        best = max(held.values())
+        # Slots within CONTIGUITY_SLACK cells of the longest prefix are as good (when
+        # packing); of those, the one of the same cache key, then the one next to busy slots.
+        slack = CONTIGUITY_SLACK if pack else 0
+        near = [slot for slot in free if held[slot.slot_id] >= best - slack]
+        chosen = self._pick(
+            near, free, handle.request.n, lambda slot: (int(key is not None and slot.cache_key == key), held[slot.slot_id])
+        )
+        prefix = held[chosen[0].slot_id]
         # A running sequence may hold a longer prefix (a shared system prompt in flight).
         copy_from = None
         for seq in self.running:
@@ -133,13 +150,15 @@ class Scheduler:
                 shared = prompt.common_prefix(seq.tokens[: seq.num_computed], seq.prompt.media)
                 if shared > prefix:
                     prefix, copy_from = shared, seq.slot_id
+        # A saved prefix may be longer still (the same prompt asked again after others).
         restore = None
-        if copy_from is None and self.prompt_cache is not None:
+        if self.prompt_cache is not None:
             saved, shared = self.prompt_cache.best(prompt.cells)
-            if saved is not None and shared >= prefix + RESTORE_GAIN:
-                restore, prefix = saved, shared
+            usable = min(len(prompt) - 1, shared) - min(len(prompt) - 1, prefix)
+            if saved is not None and worth_restoring(len(saved.cells), usable):
+                restore, prefix, copy_from = saved, shared, None
         if copy_from is not None or restore is not None:
-            chosen = sorted(free, key=lambda s: s.last_used)[: handle.request.n]
+            chosen = self._pick(free, free, handle.request.n, lambda slot: (0, 0))  # overwritten whole
         # A restored or copied prefix overwrites the leader's slot whole; else it keeps ``prefix``.
         save = self._worth_saving(chosen, prefix if restore is None and copy_from is None else 0)
         # At least one prompt token is always recomputed: its logits start the output.
@@ -154,6 +173,25 @@ class Scheduler:
         leader.num_computed = reuse
         self.running.extend(sequences)
         return Admission(leader, reuse, copy_from, restore, save)
+
+    def _pick(self, leaders: list[Slot], free: list[Slot], n: int, worth: Callable[[Slot], tuple[int, int]]) -> list[Slot]:
+        """The leader's slot from ``leaders`` by ``worth`` (cache key, prefix), then its
+        choices' slots from ``free``; at equal worth, next to busy slots rather than in a
+        gap (each run of consecutive busy slots is a graph of its own in every step, see
+        ``batch.ubatches``), then the least recently used."""
+        busy = {slot.slot_id for slot in self.slots if slot.busy}
+        chosen: list[Slot] = []
+        for candidates in (leaders, *[free] * (n - 1)):
+
+            def rank(slot: Slot) -> tuple[int, int, int, int]:
+                neighbours = (slot.slot_id - 1 in busy) + (slot.slot_id + 1 in busy)
+                same_key, prefix = worth(slot) if not chosen else (0, 0)
+                return (same_key, neighbours, prefix, -slot.last_used)
+
+            slot = max((s for s in candidates if s not in chosen), key=rank)
+            chosen.append(slot)
+            busy.add(slot.slot_id)
+        return chosen
 
     def _worth_saving(self, chosen: list[Slot], kept: int) -> list[tuple[int, list[int]]]:
         """Slots about to lose a long prefix (``kept``: cells the leader's slot keeps)."""

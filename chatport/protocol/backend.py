@@ -194,6 +194,8 @@ class BackendStats:
     # prefill): a reader takes the difference of two readings for the recent mean.
     first_tokens: int = 0
     first_token_seconds: float = 0.0
+    # Forward passes the steps ran as: one per step when the batch's sequences allow it.
+    graphs: int = 0
     replicas: tuple[ReplicaStats, ...] = ()  # empty for a backend that is one engine
 
 

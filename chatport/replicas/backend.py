@@ -103,6 +103,7 @@ class RayBackend:
             running=sum(r.stats.running for r in fresh),
             waiting=sum(r.stats.waiting for r in fresh),
             steps=sum(r.stats.steps for r in reports),
+            graphs=sum(r.stats.graphs for r in reports),
             tokens=sum(r.stats.tokens for r in reports),
             decode_seconds=sum(r.stats.decode_seconds for r in reports),
             step_seconds=sum(r.stats.step_seconds for r in reports),

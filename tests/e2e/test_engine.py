@@ -142,3 +142,19 @@ def test_no_leak_over_many_requests(server):
     metrics = httpx.get(server.base_url + "/metrics").text
     assert 'chatport_waiting_requests{model="smollm2-135m-instruct"} 0.0' in metrics
     assert after - before < 40, f"RSS grew from {before:.0f} MB to {after:.0f} MB"
+
+
+def metric(text: str, name: str) -> float:
+    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + "{")))
+
+
+async def test_metrics_count_the_graphs_the_steps_ran_as(server, async_client, eog_bias):
+    async def one(i: int) -> None:
+        await async_client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": f"Count to {i}."}], max_tokens=8, logit_bias=eog_bias
+        )
+
+    await asyncio.gather(*(one(i) for i in range(4)))
+    text = httpx.get(server.base_url + "/metrics").text
+    steps, graphs = metric(text, "chatport_decode_steps_total"), metric(text, "chatport_decode_graphs_total")
+    assert steps >= 8 and graphs >= steps  # a step is at least one graph

@@ -46,6 +46,7 @@ class FakeContext:
         self.kv: list[dict[int, int]] = [{} for _ in range(n_seqs)]
         self.batch = FakeBatch()
         self.batch_capacity = batch_capacity
+        self.n_ubatch = batch_capacity
         self.peak = peak  # logit of the scripted next token over the others (0 elsewhere)
         self.decodes = 0
         self.media: list[tuple[int, int, MediaChunk]] = []  # (seq_id, start_pos, chunk)

@@ -157,3 +157,40 @@ async def test_a_24h_request_writes_its_prefix_to_disk(tmp_path):
     fresh, context = make_engine(n_seqs=2, batch_capacity=512, prompt_cache=cache(tmp_path))
     assert await cached_tokens(fresh, ask(" two: y")) == len(tokens(SYSTEM + " "))
     assert context.restored == 1
+
+
+def short(text: str) -> GenerationRequest:
+    return GenerationRequest(prompt=Prompt.of_tokens(tokens(text)), params=GREEDY, max_tokens=2)
+
+
+async def test_a_short_prompt_asked_again_after_others_comes_back_whole():
+    # As llama-server's --cache-ram does: a chat prompt of a few dozen tokens, pushed out of
+    # its slot by other prompts, is restored rather than computed again.
+    prompt_cache = PromptCache(10_000_000, fingerprint="model-a")
+    engine, context = make_engine(n_seqs=2, batch_capacity=512, prompt_cache=prompt_cache)
+    story = "write a story about a lighthouse keeper, chapter 1."
+    await cached_tokens(engine, short(story))
+    for i in range(3):
+        await run(engine, short(f"{chr(ord('a') + i)} another prompt of about forty cells ."))
+    assert await cached_tokens(engine, short(story)) == len(story) - 1
+    assert context.restored == 1
+
+
+async def test_a_saved_prefix_wins_over_a_shorter_one_a_running_sequence_lends():
+    prompt_cache = PromptCache(10_000_000, fingerprint="model-a")
+    engine, context = make_engine(n_seqs=3, batch_capacity=512, prompt_cache=prompt_cache)
+    base = "write a story about a lighthouse keeper, chapter 1"
+    await cached_tokens(engine, short(base + "."))
+    for i in range(4):
+        await run(engine, short(f"{chr(ord('a') + i)} another prompt of about forty cells ."))
+    # Chapter 2 starts first (its "...chapter " from the saved state) and would lend that
+    # to chapter 1; the saved state of chapter 1 holds one cell more, which wins.
+    two, one = engine.submit(short(base[:-1] + "2.")), engine.submit(short(base + "."))
+    while engine.tick():
+        await asyncio.sleep(0)
+    for handle in (two, one):
+        await handle.wait_admitted()
+        [d async for step in handle for d in step]
+    assert two.cached_tokens == len(base) - 1
+    assert one.cached_tokens == len(base + ".") - 1
+    assert context.restored == 2

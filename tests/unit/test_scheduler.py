@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from chatport.engine.batch import ubatches
 from chatport.engine.handle import RequestHandle
 from chatport.engine.scheduler import Scheduler
 from chatport.engine.sequence import Phase, Sequence
@@ -198,3 +199,64 @@ def test_prompt_chunks_join_decode_tokens_in_slot_order(loop):
     assert [len(entry.tokens) > 1 for entry in plan.entries] == [True, False, True, False]
     rows = [row for entry in plan.entries for row in entry.rows]
     assert rows == list(range(len(rows)))  # logits rows follow the batch order
+
+
+@pytest.mark.parametrize(
+    ("runs", "n_ubatch", "expected"),
+    [
+        ([(0, 1), (1, 1), (2, 1), (3, 1)], 512, 1),  # decoding slots 0-3: one graph
+        ([(0, 1), (2, 1), (5, 1), (9, 1)], 512, 4),  # every gap starts a new ubatch
+        ([(0, 1), (1, 8), (2, 1)], 512, 2),  # one token of each, then the prompt's other 7
+        ([(0, 8), (1, 7)], 512, 2),  # 7 of each, then the last of the longer one
+        ([(0, 8), (1, 8), (2, 8)], 512, 1),  # prompts of one length go together
+        ([(0, 600)], 512, 2),  # n_ubatch caps a ubatch
+        ([(0, 300), (1, 300)], 512, 2),  # 256 of each, then 44 of each
+        ([(1, 1), (0, 1)], 512, 2),  # ids must go up
+    ],
+)
+def test_ubatches_counts_llama_cpps_split_of_a_batch_over_slot_streams(runs, n_ubatch, expected):
+    assert ubatches(runs, n_ubatch) == expected
+
+
+def test_a_new_sequence_joins_the_run_of_busy_slots_rather_than_opening_a_gap(loop):
+    scheduler = Scheduler(n_slots=8, max_waiting=16)
+    first = start(scheduler, *(handle(loop, f"prompt {i}") for i in range(4)))
+    assert sorted(a.leader.slot_id for a in first) == [0, 1, 2, 3]
+    finish(scheduler, first[1].leader)  # slot 1 frees: the gap is filled first
+    (again,) = start(scheduler, handle(loop, "prompt 9"))
+    assert again.leader.slot_id == 1
+    # Each slot's prefix ("prompt ") is as long: the least recently used slot (7) would
+    # open a second run of busy slots, so slot 4 is taken.
+    (more,) = start(scheduler, handle(loop, "prompt 8"))
+    assert more.leader.slot_id == 4
+    for seq in scheduler.running:
+        seq.phase = Phase.DECODE
+        seq.num_computed = len(seq.tokens) - 1
+    plan = scheduler.plan(64)
+    assert plan.graphs(n_ubatch=512) == 1
+
+
+def test_a_much_longer_prefix_still_wins_over_contiguity(loop):
+    scheduler = Scheduler(n_slots=8, max_waiting=16)
+    system = "a long system prompt " * 4  # 84 cells, more than the slack
+    first = start(scheduler, handle(loop, system + "q1"), *(handle(loop, f"other {i}") for i in range(3)))
+    for admission in first[:2]:
+        finish(scheduler, admission.leader)  # slots 0 (the system prompt) and 1 free; 2, 3 busy
+    (again,) = start(scheduler, handle(loop, system + "q2"))
+    assert again.leader.slot_id == 0 and again.reuse == len(system) + 1
+    (plain,) = start(scheduler, handle(loop, "unrelated"))
+    assert plain.leader.slot_id == 1
+
+
+def test_a_queue_that_fills_every_free_slot_sends_each_prompt_to_its_own_prefix(loop):
+    # No slot will stay idle, so there is no gap to avoid: each prompt takes the slot that
+    # holds it (the same prompts asked again, as a benchmark's next round does).
+    scheduler = Scheduler(n_slots=4, max_waiting=8)
+    prompts = [f"a story, chapter {i}." for i in (7, 30, 12, 4)]
+    first = start(scheduler, *(handle(loop, p) for p in prompts))
+    for admission in first:
+        finish(scheduler, admission.leader)
+    order = [1, 3, 0, 2]  # chapter 30 first, then 4, whose slot is not next to 30's
+    again = start(scheduler, *(handle(loop, prompts[i]) for i in order))
+    assert [a.leader.slot_id for a in again] == [first[i].leader.slot_id for i in order]
+    assert all(a.reuse == len(a.leader.prompt) - 1 for a in again)
