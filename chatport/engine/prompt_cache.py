@@ -126,8 +126,9 @@ class PromptCache:
 
     def holds(self, cells: list[int]) -> bool:
         """Whether memory already holds these cells (or a longer prefix that has them)."""
+        key, n = tuple(cells), len(cells)
         with self._lock:
-            return any(len(k) >= len(cells) and list(k[: len(cells)]) == cells for k in self._ram)
+            return any(len(k) >= n and k[:n] == key for k in self._ram)
 
     def on_disk(self, cells: list[int]) -> bool:
         """Whether a file already holds these cells (or a longer prefix that has them)."""

@@ -10,12 +10,17 @@ import pytest
 from tests.conftest import MODEL
 
 
-def running_sequences(server) -> float:
+def metric(server, name: str) -> float:
+    """The value of a per-model metric in /metrics."""
     text = httpx.get(server.base_url + "/metrics").text
     for line in text.splitlines():
-        if line.startswith("chatport_running_sequences{"):
+        if line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
-    raise AssertionError("no chatport_running_sequences metric")
+    raise AssertionError(f"no {name} metric")
+
+
+def running_sequences(server) -> float:
+    return metric(server, "chatport_running_sequences")
 
 
 def wait_until_idle(server, limit: float = 30.0) -> None:

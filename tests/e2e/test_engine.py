@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL, start_server, stop_server
-from tests.e2e.test_cancellation import running_sequences, wait_until_idle
+from tests.e2e.test_cancellation import metric, running_sequences, wait_until_idle
 
 PROMPT = [{"role": "user", "content": "Write a short poem about rivers."}]
 
@@ -144,10 +144,6 @@ def test_no_leak_over_many_requests(server):
     assert after - before < 40, f"RSS grew from {before:.0f} MB to {after:.0f} MB"
 
 
-def metric(text: str, name: str) -> float:
-    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + "{")))
-
-
 async def test_metrics_count_the_graphs_the_steps_ran_as(server, async_client, eog_bias):
     async def one(i: int) -> None:
         await async_client.chat.completions.create(
@@ -155,6 +151,5 @@ async def test_metrics_count_the_graphs_the_steps_ran_as(server, async_client, e
         )
 
     await asyncio.gather(*(one(i) for i in range(4)))
-    text = httpx.get(server.base_url + "/metrics").text
-    steps, graphs = metric(text, "chatport_decode_steps_total"), metric(text, "chatport_decode_graphs_total")
+    steps, graphs = metric(server, "chatport_decode_steps_total"), metric(server, "chatport_decode_graphs_total")
     assert steps >= 8 and graphs >= steps  # a step is at least one graph
