@@ -14,6 +14,10 @@ def _ms(seconds: float) -> str:
     return "n/a" if math.isnan(seconds) else f"{seconds * 1000:.0f}"
 
 
+def _cell(value: float, spec: str) -> str:
+    return "n/a" if math.isnan(value) else format(value, spec)
+
+
 def level_rows(levels: list[LevelResult]) -> list[dict[str, Any]]:
     rows = []
     for lv in levels:
@@ -50,7 +54,8 @@ def markdown(results: dict[str, Any]) -> str:
             share = r.get("python_share_of_step")
             lines.append(
                 f"| {r['server']} | {r['concurrency']} | {r['requests']} | {r['tokens_per_second']:.1f} | "
-                f"{r['ttft_p50_ms']:.0f} | {r['ttft_p95_ms']:.0f} | {r['itl_p50_ms']:.1f} | {r['itl_p95_ms']:.1f} | "
+                f"{_cell(r['ttft_p50_ms'], '.0f')} | {_cell(r['ttft_p95_ms'], '.0f')} | "
+                f"{_cell(r['itl_p50_ms'], '.1f')} | {_cell(r['itl_p95_ms'], '.1f')} | "
                 f"{'n/a' if share is None else f'{share:.1%}'} | {r['errors']} |"
             )
     raw = results.get("raw")
@@ -86,15 +91,24 @@ def plot(results: dict[str, Any], path: str) -> None:
         mine = [r for r in rows if r["server"] == server]
         xs = [r["concurrency"] for r in mine]
         left.plot(xs, [r["tokens_per_second"] for r in mine], marker="o", label=server)
-        right.plot(xs, [r["ttft_p50_ms"] for r in mine], marker="o", label=f"{server} p50")
-        right.plot(xs, [r["ttft_p95_ms"] for r in mine], marker="x", linestyle="--", label=f"{server} p95")
+        # A level whose requests all failed has no TTFT (NaN): left out of the log scale.
+        timed = [r for r in mine if r["ttft_p50_ms"] > 0]
+        right.plot([r["concurrency"] for r in timed], [r["ttft_p50_ms"] for r in timed], marker="o", label=f"{server} p50")
+        right.plot(
+            [r["concurrency"] for r in timed],
+            [r["ttft_p95_ms"] for r in timed],
+            marker="x",
+            linestyle="--",
+            label=f"{server} p95",
+        )
     raw = results.get("raw") or {}
     if raw:
         xs = sorted(int(b) for b in raw)
         left.plot(xs, [raw[str(b)] for b in xs], marker="s", linestyle=":", color="gray", label="bare llama_decode")
     left.set(title="Aggregate output tokens/s", xlabel="concurrent streams", ylabel="tokens/s")
     right.set(title="Time to first token", xlabel="concurrent streams", ylabel="ms (log scale)")
-    right.set_yscale("log")
+    if any(r["ttft_p50_ms"] > 0 for r in rows):
+        right.set_yscale("log")
     for ax in (left, right):
         ax.set_xscale("log", base=2)
         ax.grid(alpha=0.3)

@@ -15,7 +15,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from chatport.bench import report
 from chatport.bench.load import LevelResult, run_level, shared_prefix_ttft
-from chatport.bench.servers import RunningServer, start_chatport, start_llama_cpp_server, start_llama_server
+from chatport.bench.servers import (
+    RunningServer,
+    start_chatport,
+    start_llama_cpp_server,
+    start_llama_server,
+    wait_until_quiet,
+)
 
 console = Console(stderr=True)
 
@@ -87,7 +93,11 @@ async def _measured_level(
 
 
 async def _rounds(
-    targets: list[tuple[str, str]], opts: BenchOptions, bias: dict[str, int], progress: Progress
+    targets: list[tuple[str, str]],
+    opts: BenchOptions,
+    bias: dict[str, int],
+    progress: Progress,
+    servers: list[RunningServer],
 ) -> list[LevelResult]:
     """Every server at every level, round after round. Servers take turns at each level,
     in reversed order every other round (A B, B A, A B...), so drift on a shared machine
@@ -96,6 +106,7 @@ async def _rounds(
     for number in range(1, opts.rounds + 1):
         for concurrency in opts.concurrency:
             for name, url in targets if number % 2 else targets[::-1]:
+                await asyncio.to_thread(wait_until_quiet, servers)
                 level = await _measured_level(name, url, opts, concurrency, {"logit_bias": bias}, progress)
                 level.extra["round"] = number
                 levels.append(level)
@@ -173,7 +184,7 @@ def run(opts: BenchOptions, command: str) -> dict[str, Any]:
                         progress=progress,
                     )
                 )
-            measured = asyncio.run(_rounds(targets, opts, bias, progress))
+            measured = asyncio.run(_rounds(targets, opts, bias, progress, servers))
             results["rounds"] = report.level_rows(measured)
             levels += measured
             if opts.constrained:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -40,6 +41,37 @@ class RunningServer:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process and its descendants (Ray's workers) have used so far."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        family = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    used = 0.0
+    for member in family:
+        with contextlib.suppress(psutil.Error):  # one that ended meanwhile
+            times = member.cpu_times()
+            used += times.user + times.system
+    return used
+
+
+def wait_until_quiet(servers: list[RunningServer], *, window: float = 0.25, idle: float = 0.01, timeout: float = 10.0) -> None:
+    """Wait until no server uses more than ``idle`` CPU seconds in a ``window``: one server's
+    work left over from its own run (chatport keeps its free slots' KV while idle) must not
+    land on the next server's measured run."""
+    deadline = time.monotonic() + timeout
+    before = [cpu_seconds(s.process.pid) for s in servers]
+    while time.monotonic() < deadline:
+        time.sleep(window)
+        after = [cpu_seconds(s.process.pid) for s in servers]
+        if all(b - a <= idle for a, b in zip(before, after, strict=True)):
+            return
+        before = after
 
 
 def free_port() -> int:

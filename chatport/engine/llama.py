@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from llama_cpp import _logger as llama_logger
 
+from chatport.engine.prompt_cache import KVState
 from chatport.protocol.backend import BackendFailure
 from chatport.protocol.prompt import MediaChunk
 
@@ -298,19 +299,27 @@ class LlamaContext:
         lc.llama_memory_seq_rm(self._mem, dst, -1, -1)
         lc.llama_memory_seq_cp(self._mem, src, dst, -1, -1)
 
-    def save_sequence(self, seq_id: int) -> bytes:
-        """The sequence's KV cells (and positions) as bytes, for the prompt cache."""
-        size = lc.llama_state_seq_get_size(self._ctx, seq_id)
-        buffer = (ctypes.c_uint8 * size)()
-        written = lc.llama_state_seq_get_data(self._ctx, buffer, size, seq_id)
-        return bytes(memoryview(buffer)[:written])
+    def state_size(self, seq_id: int) -> int:
+        return int(lc.llama_state_seq_get_size(self._ctx, seq_id))
 
-    def restore_sequence(self, seq_id: int, state: bytes) -> bool:
+    def save_sequence(self, seq_id: int) -> npt.NDArray[np.uint8]:
+        """The sequence's KV cells (and positions), for the prompt cache.
+
+        Written straight into the array the cache keeps: one copy. A ctypes buffer copied
+        into bytes made two, each into memory the host may have to fault in (2-14 ms per
+        4 MiB measured on a 2-core VM, against 0.25-0.3 ms for llama.cpp's own work on a
+        171-cell SmolLM2 state of 3.9 MB)."""
+        size = self.state_size(seq_id)
+        state = np.empty(size, dtype=np.uint8)
+        written = lc.llama_state_seq_get_data(self._ctx, _bytes_pointer(state), size, seq_id)
+        return state[:written]
+
+    def restore_sequence(self, seq_id: int, state: KVState) -> bool:
         """Replace the sequence's cells with saved ones; False if llama.cpp refuses them
         (another model's, or no room in the slot)."""
         lc.llama_memory_seq_rm(self._mem, seq_id, -1, -1)
-        buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
-        read = lc.llama_state_seq_set_data(self._ctx, buffer, len(state), seq_id)
+        source = np.frombuffer(state, dtype=np.uint8)  # no copy: llama.cpp only reads it
+        read = lc.llama_state_seq_set_data(self._ctx, _bytes_pointer(source), source.size, seq_id)
         if read == 0:
             lc.llama_memory_seq_rm(self._mem, seq_id, -1, -1)
         return bool(read)
@@ -319,3 +328,7 @@ class LlamaContext:
         if self._ctx:
             lc.llama_free(self._ctx)
             self._ctx = None
+
+
+def _bytes_pointer(array: npt.NDArray[np.uint8]) -> ctypes._Pointer[ctypes.c_uint8]:
+    return array.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))

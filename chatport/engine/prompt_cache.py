@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 
 from chatport.protocol.prompt import common_prefix
 
@@ -41,12 +42,15 @@ log = logging.getLogger("chatport.engine")
 MAGIC = b"CHATPORT-KV 1\n"
 DISK_SECONDS = 24 * 3600
 
+# A sequence's saved KV cells: the array the context wrote them into, or a file's bytes.
+KVState = bytes | npt.NDArray[np.uint8]
+
 
 @dataclass
 class SavedPrefix:
     cells: list[int]  # the prompt tokens whose KV the state holds
     size: int  # bytes of state
-    state: bytes | None = None  # held in memory
+    state: KVState | None = None  # held in memory
     path: str | None = None  # written to disk
 
 
@@ -93,7 +97,7 @@ class PromptCache:
                 found, shared = entry, n
         return found, shared
 
-    def load(self, entry: SavedPrefix) -> bytes | None:
+    def load(self, entry: SavedPrefix) -> KVState | None:
         """The entry's state, or None (the entry is dropped) when it cannot be used."""
         if entry.state is not None:
             key = tuple(entry.cells)
@@ -109,7 +113,7 @@ class PromptCache:
 
     # --- saving -----------------------------------------------------------------------
 
-    def keep(self, cells: list[int], state: bytes) -> None:
+    def keep(self, cells: list[int], state: KVState) -> None:
         """Hold a prefix's state in memory (least recently used out past ``ram_bytes``)."""
         if len(state) > self.ram_bytes:
             return
@@ -136,7 +140,7 @@ class PromptCache:
             entries = list(self._disk.values())
         return any(len(e.cells) >= len(cells) and e.cells[: len(cells)] == cells for e in entries)
 
-    def write(self, cells: list[int], state: bytes) -> None:
+    def write(self, cells: list[int], state: KVState) -> None:
         """Also keep the prefix on disk for 24 hours (written by a background thread)."""
         if self._writer is None or len(state) > self.disk_bytes:
             return
@@ -162,8 +166,9 @@ class PromptCache:
         digest = hashlib.sha256(self.fingerprint.encode() + np.asarray(cells, dtype="<i4").tobytes()).hexdigest()
         return os.path.join(self.disk_dir, f"{digest[:32]}.kv")
 
-    def _write_file(self, cells: list[int], state: bytes) -> None:
+    def _write_file(self, cells: list[int], kv: KVState) -> None:
         path = self._path(cells)
+        state = kv if isinstance(kv, bytes) else kv.data  # the array's bytes, not a copy
         header = {
             "fingerprint": self.fingerprint,
             "n_cells": len(cells),

@@ -80,7 +80,8 @@ def sample(logits: np.ndarray, states: Seq[SamplerState], rows: Seq[int] | None 
         tokens[greedy] = x[greedy].argmax(axis=1)
     stochastic = [i for i, s in enumerate(states) if s.params.temperature != 0.0]
     if stochastic:
-        tokens[stochastic] = _sample_stochastic(x[stochastic], [states[i] for i in stochastic])
+        rows_of = x if len(stochastic) == len(states) else x[stochastic]  # no copy when every row samples
+        tokens[stochastic] = _sample_stochastic(rows_of, [states[i] for i in stochastic])
 
     choices = [TokenChoice(int(t)) for t in tokens]
     for j, i in enumerate(want_logprobs if want_logprobs else ()):

@@ -80,8 +80,14 @@ class FakeContext:
     def copy_sequence(self, src: int, dst: int) -> None:
         self.kv[dst] = dict(self.kv[src])
 
+    def state_size(self, seq_id: int) -> int:
+        return len(self._state(seq_id))
+
     def save_sequence(self, seq_id: int) -> bytes:
         self.saved += 1
+        return self._state(seq_id)
+
+    def _state(self, seq_id: int) -> bytes:
         return json.dumps(sorted(self.kv[seq_id].items())).encode()
 
     def restore_sequence(self, seq_id: int, state: bytes) -> bool:

@@ -3,6 +3,10 @@ and chatport / peer as the median of each round's back-to-back ratio."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from chatport.bench.load import LevelResult
+from chatport.bench.report import level_rows, write
 from chatport.bench.runner import _medians, _ratios
 
 
@@ -47,3 +51,12 @@ def test_the_ratio_is_the_median_of_per_round_ratios():
 def test_a_single_round_is_reported_as_measured():
     (only,) = _medians([row("chatport", 1, 1, 70.0)])
     assert only["tokens_per_second"] == 70.0 and "rounds" not in only and "round" not in only
+
+
+def test_a_level_whose_requests_all_failed_is_reported_not_a_crash(tmp_path):
+    # A server that refused every request (not up yet, a wrong model id) leaves no times:
+    # the report still writes its table and its plot, with the errors counted.
+    rows = level_rows([LevelResult("target", 1, 0.5, errors=32)])
+    paths = write({"command": "chatport bench", "levels": rows, "rounds": rows}, str(tmp_path))
+    assert "| target | 1 | 0 | 0.0 | n/a | n/a | n/a | n/a |" in Path(paths["markdown"]).read_text()
+    assert rows[0]["errors"] == 32 and Path(paths["plot"]).stat().st_size > 0

@@ -194,3 +194,43 @@ async def test_a_saved_prefix_wins_over_a_shorter_one_a_running_sequence_lends()
     assert two.cached_tokens == len(base) - 1
     assert one.cached_tokens == len(base + ".") - 1
     assert context.restored == 2
+
+
+async def test_free_slots_are_kept_while_idle_so_a_burst_copies_nothing_out():
+    prompt_cache = PromptCache(10_000_000, fingerprint="model-a")
+    engine, context = make_engine(n_seqs=2, batch_capacity=512, prompt_cache=prompt_cache)
+    first, second = (short(f"{c} a prompt of about forty cells, kept while idle.") for c in "ab")
+    await asyncio.gather(cached_tokens(engine, first), cached_tokens(engine, second))
+    assert context.saved == 0
+    # Idle: one slot copied out per call, least recently used first, each once.
+    assert engine.keep_idle_slot() and engine.keep_idle_slot()
+    assert not engine.keep_idle_slot() and context.saved == 2
+    # A burst of two other prompts takes both slots without copying anything out first...
+    burst = [short(f"{c} another prompt of about forty cells, a burst.") for c in "cd"]
+    await asyncio.gather(*(cached_tokens(engine, r) for r in burst))
+    assert context.saved == 2
+    # ...and the prompts they pushed out come back whole.
+    assert await cached_tokens(engine, first) == len(first.prompt) - 1
+    assert context.restored == 1
+
+
+async def test_idle_keeping_copies_nothing_the_cache_already_holds():
+    prompt_cache = PromptCache(10_000_000, fingerprint="model-a")
+    engine, context = make_engine(n_seqs=1, batch_capacity=512, prompt_cache=prompt_cache)
+    request = short("a prompt of about forty cells, asked twice.")
+    await cached_tokens(engine, request)
+    assert engine.keep_idle_slot() and context.saved == 1
+    await cached_tokens(engine, request)  # the same prompt and answer (greedy) again in its slot
+    assert not engine.keep_idle_slot() and context.saved == 1
+
+
+async def test_a_slot_too_large_to_copy_while_idle_waits_for_its_admission(monkeypatch):
+    monkeypatch.setattr("chatport.engine.engine.IDLE_COPY_BYTES", 100)  # the fake's states are larger
+    prompt_cache = PromptCache(10_000_000, fingerprint="model-a")
+    engine, context = make_engine(n_seqs=1, batch_capacity=512, prompt_cache=prompt_cache)
+    first = short("a prompt of about forty cells, copied when taken.")
+    await cached_tokens(engine, first)
+    assert engine.keep_idle_slot() and not engine.keep_idle_slot() and context.saved == 0
+    await cached_tokens(engine, short("another prompt of about forty cells, taking it."))
+    assert context.saved == 1  # copied out as its slot was taken
+    assert await cached_tokens(engine, first) == len(first.prompt) - 1
