@@ -615,7 +615,7 @@ def bench(
         float | None, typer.Option(help="Instead: MINUTES of mixed load, sampling errors, RSS and open files.")
     ] = None,
     prediction: Annotated[
-        bool, typer.Option("--prediction", help="Instead: predicted outputs on a code edit, with and without.")
+        bool, typer.Option("--prediction", help="Instead: predicted outputs on two code edits, with and without.")
     ] = False,
     audio: Annotated[
         bool, typer.Option("--audio", help="Instead: transcription speed and time to first audio of spoken answers.")

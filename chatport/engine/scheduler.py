@@ -226,10 +226,9 @@ class Scheduler:
     def plan(self, budget: int) -> StepPlan:
         """Decode tokens first (with drafts from the spare rows), then prefill chunks.
 
-        Drafts only use rows that decoding streams leave spare of DRAFT_ROWS: on a CPU a
-        row costs nearly as much as any other (measured: verifying drafts of up to 32 tokens
-        made a lone Qwen2.5-0.5B stream slower, not faster), so 16 or more streams draft
-        nothing and fewer share the rest."""
+        Drafts only use rows that decoding streams leave spare of DRAFT_ROWS: on a CPU every
+        row adds to the step (measured for a lone Qwen2.5-0.5B stream on 2 cores: one row
+        19 ms, 17 rows 158 ms), so 16 or more streams draft nothing and fewer share the rest."""
         plan = StepPlan()
         feeds: list[tuple[int, Callable[[], object]]] = []  # (slot, adds the entry), added in slot order
         decoding = [seq for seq in self.running if seq.phase is Phase.DECODE]

@@ -55,30 +55,41 @@ async def test_each_of_n_choices_follows_the_prediction_on_its_own():
     assert all(d.accepted_prediction_tokens == 3 and d.rejected_prediction_tokens == 0 for d in finals)
 
 
-def test_draft_length_grows_while_accepted_and_shrinks_when_not():
+def test_draft_length_grows_while_accepted_and_falls_back_when_not():
     predictor = Predictor(tuple(range(100)))
     predictor.advance([0])
     first = predictor.draft()
-    assert first == list(range(1, 5))
-    predictor.advance([*first, 5])  # all accepted, plus the token after
+    assert first == list(range(1, 9))
+    predictor.advance([*first, 9])  # all accepted, plus the token after
     second = predictor.draft()
-    assert second == list(range(6, 14))
-    predictor.advance([*second, 14])
-    assert len(predictor.draft()) == 8  # at most MAX_DRAFT
-    predictor.advance([15, 16, 500])  # two accepted, then the answer left the prediction
+    assert second == list(range(10, 26))
+    predictor.advance([*second, 26])
+    assert len(predictor.draft()) == 16  # at most MAX_DRAFT
+    predictor.advance([27, 28, 500])  # two accepted, then the answer left the prediction
     assert predictor.draft() == []  # lost until the answer meets the prediction again
     predictor.advance([40, 41])
-    assert predictor.draft() == []  # two tokens are not enough to re-align on
+    assert predictor.draft() == []  # far from where it left, two tokens are not enough
     predictor.advance([42])
-    assert predictor.draft() == [43, 44, 45]  # three are
+    assert predictor.draft() == list(range(43, 51))  # three are
 
 
-def test_a_draft_rejected_whole_pauses_drafting():
+def test_a_replaced_word_re_aligns_on_the_next_token():
     predictor = Predictor(tuple(range(100)))
     predictor.advance([0])
     predictor.draft()
-    predictor.advance([7, 8, 9])  # the draft [1..4] was rejected at once; realigned after 7, 8, 9
-    assert predictor.pointer == 10 and predictor.draft() == []
-    for _ in range(4):
-        predictor.advance([predictor.pointer])
-    assert predictor.draft()[:1] == [predictor.pointer]
+    predictor.advance([1, 2, 3, 500])  # "4" became "500"
+    assert predictor.draft() == []
+    predictor.advance([5])  # the prediction goes on just after the replaced token
+    assert predictor.pointer == 6 and predictor.draft()[:2] == [6, 7]
+    predictor.advance([6, 7, 501, 502, 503, 11])  # a longer replacement: still within reach
+    assert predictor.pointer == 12
+
+
+def test_a_repeated_passage_re_aligns_after_where_the_answer_was():
+    repeated = [1, 2, 3, 4]
+    prediction = (*repeated, *range(10, 30), *repeated, *range(50, 60))
+    predictor = Predictor(prediction)
+    predictor.advance([1, 2, 3, 4, 10, 11, 12, 13, 14, 15])
+    predictor.advance([77, 1, 2, 3])  # the answer left at 16, then came to the passage again
+    assert predictor.pointer == len(repeated) + 20 + 3  # its second occurrence, not its first
+    assert predictor.draft()[:2] == [4, 50]
