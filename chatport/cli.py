@@ -605,7 +605,12 @@ def bench(
     prefix: Annotated[bool, typer.Option(help="Also time a repeated 1,000-token shared system prompt.")] = True,
     constrained: Annotated[bool, typer.Option(help="Also run the top concurrency under a JSON schema.")] = False,
     ctx_size: Annotated[int, typer.Option(help="Context per sequence for started servers.")] = 2048,
-    out: Annotated[str, typer.Option(help="Directory for results.json, results.md and results.png.")] = "bench-results",
+    out: Annotated[
+        str,
+        typer.Option(
+            help="Directory for results.json, results.md and results.png (MODE-results.md for --prediction, --prompt-cache, --audio, --store)."
+        ),
+    ] = "bench-results",
     store: Annotated[bool, typer.Option("--store", help="Instead: list latency over many stored completions.")] = False,
     store_rows: Annotated[int, typer.Option(help="Stored completions to load for --store.")] = 100_000,
     pg_url: Annotated[
@@ -641,19 +646,21 @@ def bench(
         from chatport.bench.prediction import run_prediction
 
         levels = [int(c) for c in concurrency.split(",") if c.strip()]
-        typer.echo(prediction_table(command, run_prediction(model, model_path or default_model().path, levels)))
+        _emit_table(
+            out, "prediction", prediction_table(command, run_prediction(model, model_path or default_model().path, levels))
+        )
         return
     if prompt_cache:
         from chatport.bench.prompt_cache import markdown as cache_table
         from chatport.bench.prompt_cache import run_prompt_cache
 
-        typer.echo(cache_table(command, run_prompt_cache(model, model_path or default_model().path)))
+        _emit_table(out, "prompt-cache", cache_table(command, run_prompt_cache(model, model_path or default_model().path)))
         return
     if audio:
         from chatport.bench.audio import markdown as audio_table
         from chatport.bench.audio import run_audio
 
-        typer.echo(audio_table(command, *run_audio(model, model_path or default_model().path)))
+        _emit_table(out, "audio", audio_table(command, *run_audio(model, model_path or default_model().path)))
         return
     if soak is not None:
         from chatport.bench.soak import markdown, run_soak
@@ -694,6 +701,16 @@ def bench(
     paths = report.write(results, out)
     typer.echo(report.markdown(results))
     console.print(f"written: {paths['markdown']}, {paths['plot']}, {paths['json']}")
+
+
+def _emit_table(out: str, name: str, text: str) -> None:
+    """Print a bench mode's table and keep it in --out as NAME-results.md, as the other modes do."""
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, f"{name}-results.md")
+    with open(path, "w") as f:
+        f.write(text)
+    typer.echo(text)
+    console.print(f"written: {path}")
 
 
 def _bench_store(command: str, model: str, model_path: str, rows: int, pg_url: str, out: str) -> None:
