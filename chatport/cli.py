@@ -752,10 +752,7 @@ def _bench_store(command: str, model: str, model_path: str, rows: int, pg_url: s
     results["command"] = command
     with open(os.path.join(out, "store-results.json"), "w") as f:
         json.dump(results, f, indent=2)
-    text = f"Command: `{command}`\n\n" + markdown(results)
-    with open(os.path.join(out, "store-results.md"), "w") as f:
-        f.write(text)
-    typer.echo(text)
+    _emit_table(out, "store", f"Command: `{command}`\n\n" + markdown(results))
 
 
 @app.callback()

@@ -8,6 +8,7 @@ compared byte for byte."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import statistics
 import tempfile
 import time
@@ -108,7 +109,7 @@ def run_prediction(model: str, model_path: str, levels: list[int]) -> list[Predi
             "--model", model_path, "--model-id", model, "--store", f"sqlite:///{tmp}/p.db", log_path=f"{tmp}/log"
         )
         try:
-            for task, streams in ((task, streams) for task in TASKS for streams in levels):
+            for task, streams in itertools.product(TASKS, levels):
                 plain, predicted, identical, details = [], [], True, {"accepted": 0, "rejected": 0}
                 for n in range(ROUNDS):  # alternating, so drift on a shared machine hits both alike
                     asyncio.run(_round(server.api, model, task, streams, False, n))  # caches this round's prompts

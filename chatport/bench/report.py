@@ -10,12 +10,12 @@ from typing import Any
 from chatport.bench.load import LevelResult
 
 
-def _ms(seconds: float) -> str:
-    return "n/a" if math.isnan(seconds) else f"{seconds * 1000:.0f}"
-
-
 def _cell(value: float, spec: str) -> str:
     return "n/a" if math.isnan(value) else format(value, spec)
+
+
+def _ms(seconds: float) -> str:
+    return _cell(seconds * 1000, ".0f")
 
 
 def level_rows(levels: list[LevelResult]) -> list[dict[str, Any]]:
