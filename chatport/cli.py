@@ -182,6 +182,16 @@ def serve(
         list[str], typer.Option("--cors-origin", help="A web origin allowed to call the API from a browser (repeatable).")
     ] = [],
     max_connections: Annotated[int, typer.Option(help="Open connections at once; more are answered 503.")] = 1024,
+    max_connections_per_address: Annotated[
+        int | None, typer.Option(help="Open connections from one client address (default: a quarter of --max-connections).")
+    ] = None,
+    trusted_proxy: Annotated[
+        list[str],
+        typer.Option(
+            "--trusted-proxy",
+            help="A reverse proxy's address whose X-Forwarded-For names the client (repeatable); from others it is ignored.",
+        ),
+    ] = [],
     header_timeout: Annotated[float, typer.Option(help="Seconds a client has to send a request's headers.")] = 10.0,
     body_timeout: Annotated[float, typer.Option(help="Seconds a client may pause while sending a body.")] = 30.0,
     chat_template: Annotated[
@@ -286,6 +296,7 @@ def serve(
             database=database,
             max_body_bytes=max_body_mb * 1024 * 1024,
             no_auth=no_auth,
+            require_keys=not _is_loopback(host),
             limits=limits,
             allowed_hosts=default_allowed_hosts(host, allowed_host),
             cors_origins=cors_origin,
@@ -308,6 +319,8 @@ def serve(
             drain_seconds=drain_seconds,
             max_connections=max_connections,
             header_timeout=header_timeout,
+            max_per_address=max_connections_per_address,
+            trusted_proxies=trusted_proxy,
         )
     finally:
         if ray_started:
@@ -421,7 +434,7 @@ def _stored_keys_or_unknown(database: Database) -> bool:
         try:
             return await KeyStore(database).any_live()
         finally:
-            await database.engine.dispose()
+            await database.close()
 
     try:
         return asyncio.run(check())
@@ -619,6 +632,11 @@ def bench(
     soak: Annotated[
         float | None, typer.Option(help="Instead: MINUTES of mixed load, sampling errors, RSS and open files.")
     ] = None,
+    attacks: Annotated[
+        bool,
+        typer.Option("--attacks", help="With --soak: the second half mixes in the probe's bombs, floods and trickled bodies."),
+    ] = False,
+    threads: Annotated[int, typer.Option(help="With --soak: llama.cpp threads of the server it starts (0: the default).")] = 0,
     prediction: Annotated[
         bool, typer.Option("--prediction", help="Instead: predicted outputs on two code edits, with and without.")
     ] = False,
@@ -665,7 +683,7 @@ def bench(
     if soak is not None:
         from chatport.bench.soak import markdown, run_soak
 
-        typer.echo(markdown(run_soak(command, model, model_path or default_model().path, soak, out)))
+        typer.echo(markdown(run_soak(command, model, model_path or default_model().path, soak, out, attacks, threads)))
         return
 
     levels = [int(c) for c in concurrency.split(",") if c.strip()]

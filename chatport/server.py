@@ -75,6 +75,7 @@ def build_app(
     database: Database | None,
     max_body_bytes: int,
     no_auth: bool = False,
+    require_keys: bool = False,
     limits: str | None = None,
     allowed_hosts: frozenset[str] | None = None,
     cors_origins: list[str] | None = None,
@@ -100,7 +101,10 @@ def build_app(
         ),
         stored=stored,
         auth=Authenticator(
-            api_keys, KeyStore(database) if database is not None else None, mode=AuthMode.OFF if no_auth else AuthMode.KEYS
+            api_keys,
+            KeyStore(database) if database is not None else None,
+            mode=AuthMode.OFF if no_auth else AuthMode.KEYS,
+            require=require_keys,
         ),
         limits=RateLimiter(counters_for(limits)),
         database=database,

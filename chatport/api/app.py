@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
 from starlette.middleware.cors import CORSMiddleware
 
 from chatport.api.errors import install_error_handlers
 from chatport.api.guards import BrowserGuard
+from chatport.api.keys import KeyCheck
 from chatport.api.metrics import metrics_endpoint
 from chatport.api.middleware import DEFAULT_BODY_TIMEOUT, InFlight, RequestContextMiddleware
 from chatport.api.responses import OrjsonResponse
 from chatport.api.routes import audio, chat, models, stored
 from chatport.api.ui import ui_router
-from chatport.protocol.errors import APIError
 from chatport.service.services import Services
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -53,21 +54,8 @@ def create_app(
     app.state.in_flight = InFlight()
     install_error_handlers(app)
 
-    async def require_key(request: Request) -> None:
-        services.refuse_if_draining()
-        address = request.client.host if request.client else None
-        await services.limits.check_address(address)
-        try:
-            principal = await services.auth.principal_for(_bearer(request))
-        except APIError as exc:
-            if exc.code == "invalid_api_key":  # a wrong guess; a missing key is not one
-                await services.limits.key_failed(address)
-            raise
-        request.state.project = principal.project
-        # Its headers go on the response and its place is released when the response
-        # ends (RequestContextMiddleware); the chat route bills it the tokens used.
-        request.state.ticket = await services.limits.admit(principal)
-
+    keys = KeyCheck(services)
+    require_key = keys.for_api
     for router in (chat.router, stored.router, models.router, audio.router):
         app.include_router(router, prefix="/v1", dependencies=[Depends(require_key)])
 
@@ -77,27 +65,26 @@ def create_app(
         return {"status": "ok"}
 
     @app.get("/ready", include_in_schema=False)
-    async def ready() -> Response:
-        """Readiness: engines alive and stepping, the store reachable, not draining."""
+    async def ready(request: Request) -> Response:
+        """Readiness: engines alive and stepping, the store reachable, not draining. Which
+        check failed (it names the models) is shown to a valid key, as /metrics is."""
         readiness = await services.readiness()
-        body = {"status": "ready" if readiness.ready else "not ready", "checks": readiness.checks}
+        body: dict[str, Any] = {"status": "ready" if readiness.ready else "not ready"}
+        if await keys.may_read_status(request):
+            body["checks"] = readiness.checks
         if readiness.ready:
             return OrjsonResponse(body)
         return OrjsonResponse(body, status_code=503, headers={"retry-after": "5"})
-
-    async def metrics_key(request: Request) -> None:
-        # Metrics name the models and their load: with keys configured, any valid key reads them.
-        await services.auth.principal_for(_bearer(request))
 
     app.add_api_route(
         "/metrics",
         metrics_endpoint(services),
         methods=["GET"],
         include_in_schema=False,
-        dependencies=[Depends(metrics_key)],
+        dependencies=[Depends(keys.any_project)],
     )
     if ui:
-        app.include_router(ui_router(services, metrics_key))
+        app.include_router(ui_router(services, require_key=keys.for_api, require_any_key=keys.any_project))
     app.add_middleware(BrowserGuard, allowed_hosts=allowed_hosts)
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=max_body_bytes, in_flight=app.state.in_flight, body_timeout=body_timeout
@@ -112,9 +99,3 @@ def create_app(
             max_age=600,
         )
     return app
-
-
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None

@@ -69,11 +69,20 @@ class BrowserGuard:
 
 
 def host_name(host: str) -> str:
-    """``example.com:8000`` -> ``example.com``; ``[::1]:8000`` -> ``::1``."""
+    """``example.com:8000`` -> ``example.com``; ``[::1]:8000`` -> ``::1``. Anything after
+    the name but a port (``[::1]evil.example``, ``localhost:x``) leaves the header whole, so
+    that it matches no allowed name."""
     host = host.strip().lower()
     if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        end = host.find("]")
+        rest = host[end + 1 :] if end > 0 else None
+        if rest is None or (rest and not (rest[0] == ":" and rest[1:].isdigit())):
+            return host
+        return host[1:end]
+    if host.count(":") == 1:
+        name, port = host.split(":")
+        return name if port.isdigit() else host
+    return host
 
 
 def default_allowed_hosts(bind: str, extra: list[str]) -> frozenset[str] | None:

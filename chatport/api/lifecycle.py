@@ -17,7 +17,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from chatport.api.connections import GuardedH11Protocol
+from chatport.api.connections import GuardedH11Protocol, default_per_address
 from chatport.api.middleware import InFlight
 from chatport.service.services import Services
 
@@ -63,7 +63,20 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(app: FastAPI, *, host: str, port: int, drain_seconds: float, max_connections: int, header_timeout: float) -> None:
+def serve(
+    app: FastAPI,
+    *,
+    host: str,
+    port: int,
+    drain_seconds: float,
+    max_connections: int,
+    header_timeout: float,
+    max_per_address: int | None = None,
+    trusted_proxies: list[str] | None = None,
+) -> None:
+    """``trusted_proxies``: addresses whose X-Forwarded-For / X-Forwarded-Proto name the
+    client (a reverse proxy in front); from anyone else they are ignored, so no client can
+    pass for another address (the failed-key throttle is per address)."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -72,7 +85,13 @@ def serve(app: FastAPI, *, host: str, port: int, drain_seconds: float, max_conne
         # asyncio's own loop whatever is installed (uvloop comes with some extras' packages;
         # measured: no gain here, docs/benchmarks.md).
         loop="asyncio",
-        http=GuardedH11Protocol.configured(header_timeout=header_timeout, max_connections=max_connections),
+        http=GuardedH11Protocol.configured(
+            header_timeout=header_timeout,
+            max_connections=max_connections,
+            max_per_address=max_per_address or default_per_address(max_connections),
+        ),
         timeout_graceful_shutdown=CUT_GRACE_SECONDS,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=",".join(trusted_proxies) if trusted_proxies else None,
     )
     DrainingServer(config, app, drain_seconds=drain_seconds).run()

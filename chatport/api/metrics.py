@@ -31,6 +31,12 @@ class EngineCollector(Collector):
         first_wait = CounterMetricFamily(
             "chatport_first_token_seconds", "Sum of waits from submission to the first token", labels=["model"]
         )
+        prompt = CounterMetricFamily("chatport_prompt_tokens", "Prompt tokens of admitted requests", labels=["model"])
+        cached = CounterMetricFamily(
+            "chatport_prompt_tokens_cached",
+            "Prompt tokens whose KV was reused (exact; usage reports whole blocks)",
+            labels=["model"],
+        )
         # Engines run as replicas (chatport serve --ray): each one's health, load and share.
         labels = ["model", "replica"]
         up = GaugeMetricFamily("chatport_replica_up", "1 while the replica reports and its engine runs", labels=labels)
@@ -54,9 +60,25 @@ class EngineCollector(Collector):
             total.add_metric([model.id], stats.step_seconds)
             first.add_metric([model.id], stats.first_tokens)
             first_wait.add_metric([model.id], stats.first_token_seconds)
+            prompt.add_metric([model.id], stats.prompt_tokens)
+            cached.add_metric([model.id], stats.cached_tokens)
         draining = GaugeMetricFamily("chatport_draining", "1 while the server drains before shutting down")
         draining.add_metric([], 1 if self.services.draining else 0)
-        yield from (running, waiting, steps, graphs, tokens, decode, total, first, first_wait, draining, *replicas)
+        yield from (
+            running,
+            waiting,
+            steps,
+            graphs,
+            tokens,
+            decode,
+            total,
+            first,
+            first_wait,
+            prompt,
+            cached,
+            draining,
+            *replicas,
+        )
 
 
 def metrics_endpoint(services: Services) -> Callable[[], Awaitable[Response]]:

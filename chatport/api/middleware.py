@@ -11,6 +11,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -21,6 +22,9 @@ from chatport.protocol.errors import APIError, InvalidRequestError, payload_too_
 log = logging.getLogger("chatport.api")
 
 DEFAULT_BODY_TIMEOUT = 30.0
+# After the first body_timeout seconds, a body must keep arriving at this average rate: a
+# client that trickles a byte now and then holds its connection for one timeout, not forever.
+MIN_BODY_BYTES_PER_SECOND = 8 * 1024
 
 
 class InFlight:
@@ -74,7 +78,9 @@ class RequestContextMiddleware:
         if tracked:
             self.in_flight.enter()
         try:
-            await self.app(scope, _BodyReader(receive, self.max_body_bytes, self.body_timeout), respond)
+            body = _BodyReader(receive, self.max_body_bytes, self.body_timeout)
+            respond.closes_if = body.cut_off
+            await self.app(scope, body, respond)
         except Exception as exc:
             # The last resort: a bug became an exception. Answer it as OpenAI does, on a
             # connection that stays usable, with the request id to find it in the log.
@@ -104,9 +110,12 @@ class RequestContextMiddleware:
 
 
 class _ResponseHeaders:
-    """``send`` that adds the request id, the processing time and the rate-limit standing."""
+    """``send`` that adds the request id, the processing time and the rate-limit standing,
+    and closes the connection after a body that was cut off (its rest would be read as
+    the next request)."""
 
     def __init__(self, send: Send, request_id: str, state: dict[str, Any]) -> None:
+        self.closes_if: Callable[[], bool] = lambda: False
         self._send = send
         self._request_id = request_id.encode()
         self._state = state
@@ -123,13 +132,17 @@ class _ResponseHeaders:
             ticket = self._state.get("ticket")
             if ticket is not None:
                 headers += [(k.encode(), v.encode()) for k, v in ticket.headers.items()]
+            if self.closes_if():
+                headers.append((b"connection", b"close"))
             message = {**message, "headers": headers}
         await self._send(message)
 
 
 class _BodyReader:
-    """``receive`` that enforces the body size limit and a time limit on each part of the
-    body. After the body, receive() only waits for the client to disconnect: no limit."""
+    """``receive`` that enforces the body size limit, a time limit on each part of the body
+    and, past the first ``timeout`` seconds, a minimum average rate (so that the whole body
+    must arrive by ``timeout + received / MIN_BODY_BYTES_PER_SECOND``). After the body,
+    receive() only waits for the client to disconnect: no limit."""
 
     def __init__(self, receive: Receive, max_bytes: int, timeout: float) -> None:
         self._receive = receive
@@ -137,21 +150,34 @@ class _BodyReader:
         self._timeout = timeout
         self._received = 0
         self._done = False
+        self._began: float | None = None
+        self._cut = False
+
+    def cut_off(self) -> bool:
+        """Whether the body was refused before it ended (too slow, or too large)."""
+        return self._cut
 
     async def __call__(self) -> Message:
         if self._done:
             return await self._receive()
+        now = time.monotonic()
+        if self._began is None:
+            self._began = now
+        by_rate = self._began + self._timeout + self._received / MIN_BODY_BYTES_PER_SECOND
         try:
-            message = await asyncio.wait_for(self._receive(), self._timeout)
+            message = await asyncio.wait_for(self._receive(), max(min(self._timeout, by_rate - now), 0.0))
         except TimeoutError:
+            self._cut = True
             raise InvalidRequestError(
-                f"The request body was not received within {self._timeout:g} seconds.",
+                f"The request body was not received in time: each part within {self._timeout:g} seconds, and "
+                f"after that at {MIN_BODY_BYTES_PER_SECOND // 1024} KiB/s or faster.",
                 code="request_timeout",
                 status_code=408,
             ) from None
         if message["type"] == "http.request":
             self._received += len(message.get("body", b""))
             if self._received > self._max_bytes:
+                self._cut = True
                 raise _too_large(self._max_bytes)
             self._done = not message.get("more_body", False)
         return message

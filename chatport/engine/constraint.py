@@ -3,11 +3,72 @@ per step, applied by the sampler only to the rows that have one."""
 
 from __future__ import annotations
 
+import functools
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TypeVar
+
 import llguidance as llg
 import numpy as np
 from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
 from chatport.protocol.backend import LazyGrammar
+
+T = TypeVar("T")
+
+# llguidance's compiler recurses once per rule a grammar reaches through another: a chain
+# of ~2,500 Lark rules, or ~1,100 JSON-schema definitions each referring to the next,
+# overflows a default 8 MiB thread stack and kills the whole process (measured with
+# llguidance 1.9.1: ~3.3 KiB of stack per Lark rule, ~8 KiB per schema definition). The
+# service bounds what a request may send (service/bounds.py: 2,000 rules, 1,000
+# definitions, 100,000 characters of grammar); compiling runs on threads with this much
+# stack, at least 24 times what the largest allowed grammar needs. Only touched pages are
+# committed, so the reservation costs address space, not memory.
+COMPILE_STACK_BYTES = 256 << 20
+COMPILE_WORKERS = 2
+
+
+class DeepStackWorkers:
+    """A few threads with a large stack that run blocking calls into native code."""
+
+    def __init__(self, workers: int, stack_bytes: int, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], object], Future[object]]] = queue.SimpleQueue()
+        with _STACK_SIZE_LOCK:  # threading.stack_size is process-wide: set it only around our own starts
+            previous = threading.stack_size(stack_bytes)
+            try:
+                for i in range(workers):
+                    threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True).start()
+            finally:
+                threading.stack_size(previous)
+
+    def run(self, call: Callable[[], T]) -> T:
+        """``call()`` on one of the threads; blocks until it returns (or raises)."""
+        done: Future[object] = Future()
+        self._jobs.put((call, done))
+        return done.result()  # type: ignore[return-value]
+
+    def _work(self) -> None:
+        while True:
+            call, done = self._jobs.get()
+            try:
+                done.set_result(call())
+            except BaseException as exc:  # handed to the caller, whatever it is
+                done.set_exception(exc)
+
+
+_STACK_SIZE_LOCK = threading.Lock()
+
+
+@functools.cache
+def _compiler() -> DeepStackWorkers:
+    return DeepStackWorkers(COMPILE_WORKERS, COMPILE_STACK_BYTES, "chatport-grammar")
+
+
+def compile_on_deep_stack(call: Callable[[], T]) -> T:
+    """Run a call into llguidance's compiler on a thread whose stack fits the allowed grammars."""
+    return _compiler().run(call)
 
 
 class Constraint:
@@ -17,7 +78,7 @@ class Constraint:
     off the engine thread, and every sequence starts from a ``clone()`` of that."""
 
     def __init__(self, tokenizer: llg.LLTokenizer, grammar: str) -> None:
-        self._matcher = llg.LLMatcher(tokenizer, grammar, log_level=0)
+        self._matcher = compile_on_deep_stack(lambda: llg.LLMatcher(tokenizer, grammar, log_level=0))
         if self._matcher.is_error():
             raise ValueError(self._matcher.get_error())
 

@@ -120,6 +120,8 @@ class StepCounters:
     step_seconds: float = 0.0
     first_tokens: int = 0
     first_token_seconds: float = 0.0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
 
 
 class Engine:
@@ -181,6 +183,8 @@ class Engine:
             idle_seconds=time.monotonic() - self._last_step,
             first_tokens=c.first_tokens,
             first_token_seconds=c.first_token_seconds,
+            prompt_tokens=c.prompt_tokens,
+            cached_tokens=c.cached_tokens,
         )
 
     def abort_all(self, failure: BackendFailure) -> None:
@@ -210,9 +214,8 @@ class Engine:
         such copy at most). Returns whether it looked at a slot."""
         if self.prompt_cache is None or (kept := self.scheduler.idle_unsaved()) is None:
             return False
-        slot_id, cells = kept
-        if self.context.state_size(slot_id) <= IDLE_COPY_BYTES:  # a larger one waits for its admission
-            self.prompt_cache.keep(cells, self.context.save_sequence(slot_id))
+        if self.context.state_size(kept.slot_id) <= IDLE_COPY_BYTES:  # a larger one waits for its admission
+            self.prompt_cache.keep(kept.cells, self.context.save_sequence(kept.slot_id), kept.scope)
         return True
 
     def tick(self) -> bool:
@@ -252,8 +255,8 @@ class Engine:
             leader = admission.leader
             reuse = admission.reuse
             if self.prompt_cache is not None:
-                for slot_id, cells in admission.save:
-                    self.prompt_cache.keep(cells, self.context.save_sequence(slot_id))
+                for kept in admission.save:
+                    self.prompt_cache.keep(kept.cells, self.context.save_sequence(kept.slot_id), kept.scope)
             if admission.restore is not None:
                 state = self.prompt_cache.load(admission.restore) if self.prompt_cache is not None else None
                 if state is None or not self.context.restore_sequence(leader.slot_id, state):
@@ -261,6 +264,8 @@ class Engine:
             elif admission.copy_from is not None:
                 self.context.copy_sequence(admission.copy_from, leader.slot_id)
             self.context.remove(leader.slot_id, leader.position(reuse))
+            self.counters.prompt_tokens += leader.prompt_len
+            self.counters.cached_tokens += reuse
             leader.handle.admitted(cached_tokens=reuse)
 
     def _decode(self, plan: StepPlan) -> Logits:
@@ -414,9 +419,10 @@ class Engine:
         if cache is None or seq.index != 0 or seq.handle.request.cache_retention != "24h" or seq.prompt.media:
             return
         cells = seq.tokens[: seq.num_computed]
+        scope = seq.handle.request.cache_scope
         # One file per prompt: the next request with this prompt (another answer) adds none.
-        if len(cells) >= cache.min_tokens and not cache.on_disk(cells[: seq.prompt_len]):
-            cache.write(cells, self.context.save_sequence(seq.slot_id))
+        if len(cells) >= cache.min_tokens and not cache.on_disk(cells[: seq.prompt_len], scope):
+            cache.write(cells, self.context.save_sequence(seq.slot_id), scope)
 
     def _fail_running(self, failure: BackendFailure) -> None:
         handles = {s.handle for s in self.scheduler.running}

@@ -8,6 +8,10 @@ used first out when it passes ``ram_bytes``. A prompt that shares more with a sa
 than with any slot gets it written back into a free slot (``llama_state_seq_set_data``)
 instead of being computed again; ``cached_tokens`` counts it.
 
+Every entry belongs to one scope (the project of the request whose prompt it is): a prompt
+is matched only against its own scope's entries, so one project's prefixes never speed up,
+or show in the ``cached_tokens`` of, another project's requests.
+
 Requests with ``prompt_cache_retention: "24h"`` also have their prefix written to disk when
 they end, under the data directory, one file per prefix, named by a hash of the model and
 its tokens. A file holds the model's fingerprint, the tokens and the state with its SHA-256,
@@ -30,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -50,8 +54,40 @@ KVState = bytes | npt.NDArray[np.uint8]
 class SavedPrefix:
     cells: list[int]  # the prompt tokens whose KV the state holds
     size: int  # bytes of state
+    scope: str  # whose prompt it is (GenerationRequest.cache_scope)
     state: KVState | None = None  # held in memory
     path: str | None = None  # written to disk
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a prompt-cache file says of itself, on its second line (JSON)."""
+
+    fingerprint: str
+    scope: str
+    n_cells: int
+    state_bytes: int
+    state_sha256: str
+    created: float
+
+    @classmethod
+    def parse(cls, line: bytes) -> Header | None:
+        """The header, or None when the line is not one this cache wrote (any shape at all)."""
+        try:
+            data = json.loads(line)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        fingerprint, scope, digest = (data.get(k) for k in ("fingerprint", "scope", "state_sha256"))
+        n_cells, state_bytes, created = (data.get(k) for k in ("n_cells", "state_bytes", "created"))
+        if not (isinstance(fingerprint, str) and isinstance(scope, str) and isinstance(digest, str)):
+            return None
+        if not (type(n_cells) is int and type(state_bytes) is int and n_cells >= 0 and state_bytes >= 0):
+            return None
+        if isinstance(created, bool) or not isinstance(created, (int, float)) or created != created:  # NaN
+            return None
+        return cls(fingerprint, scope, n_cells, state_bytes, digest, float(created))
 
 
 class PromptCache:
@@ -73,7 +109,7 @@ class PromptCache:
         self.fingerprint = fingerprint
         self.min_tokens = min_tokens
         self._clock = clock
-        self._ram: OrderedDict[tuple[int, ...], SavedPrefix] = OrderedDict()  # LRU order
+        self._ram: OrderedDict[tuple[str, tuple[int, ...]], SavedPrefix] = OrderedDict()  # (scope, cells), LRU order
         self._ram_used = 0
         self.disk_dir = disk_dir if disk_bytes > 0 else None
         self.disk_bytes = disk_bytes
@@ -86,11 +122,11 @@ class PromptCache:
 
     # --- lookup -----------------------------------------------------------------------
 
-    def best(self, cells: list[int]) -> tuple[SavedPrefix | None, int]:
-        """The saved prefix that shares the most leading cells with ``cells``, and how many."""
+    def best(self, cells: list[int], scope: str) -> tuple[SavedPrefix | None, int]:
+        """The saved prefix of ``scope`` that shares the most leading cells with ``cells``, and how many."""
         found, shared = None, 0
         with self._lock:
-            candidates = [*self._ram.values(), *self._disk.values()]
+            candidates = [e for e in (*self._ram.values(), *self._disk.values()) if e.scope == scope]
         for entry in candidates:
             n = common_prefix(entry.cells, cells)
             if n > shared:
@@ -100,7 +136,7 @@ class PromptCache:
     def load(self, entry: SavedPrefix) -> KVState | None:
         """The entry's state, or None (the entry is dropped) when it cannot be used."""
         if entry.state is not None:
-            key = tuple(entry.cells)
+            key = (entry.scope, tuple(entry.cells))
             with self._lock:
                 if key in self._ram:
                     self._ram.move_to_end(key)
@@ -113,38 +149,38 @@ class PromptCache:
 
     # --- saving -----------------------------------------------------------------------
 
-    def keep(self, cells: list[int], state: KVState) -> None:
+    def keep(self, cells: list[int], state: KVState, scope: str) -> None:
         """Hold a prefix's state in memory (least recently used out past ``ram_bytes``)."""
         if len(state) > self.ram_bytes:
             return
         key = tuple(cells)
         with self._lock:
-            # A longer prefix makes every saved prefix of it redundant.
-            for other in [k for k in self._ram if len(k) <= len(key) and key[: len(k)] == k]:
+            # A longer prefix makes every saved prefix of it (in the same scope) redundant.
+            for other in [k for k in self._ram if k[0] == scope and len(k[1]) <= len(key) and key[: len(k[1])] == k[1]]:
                 self._ram_used -= self._ram.pop(other).size
-            self._ram[key] = SavedPrefix(list(cells), len(state), state=state)
+            self._ram[(scope, key)] = SavedPrefix(list(cells), len(state), scope, state=state)
             self._ram_used += len(state)
             while self._ram_used > self.ram_bytes and self._ram:
                 _, old = self._ram.popitem(last=False)
                 self._ram_used -= old.size
 
-    def holds(self, cells: list[int]) -> bool:
-        """Whether memory already holds these cells (or a longer prefix that has them)."""
+    def holds(self, cells: list[int], scope: str) -> bool:
+        """Whether memory already holds these cells of ``scope`` (or a longer prefix that has them)."""
         key, n = tuple(cells), len(cells)
         with self._lock:
-            return any(len(k) >= n and k[:n] == key for k in self._ram)
+            return any(s == scope and len(k) >= n and k[:n] == key for s, k in self._ram)
 
-    def on_disk(self, cells: list[int]) -> bool:
-        """Whether a file already holds these cells (or a longer prefix that has them)."""
+    def on_disk(self, cells: list[int], scope: str) -> bool:
+        """Whether a file already holds these cells of ``scope`` (or a longer prefix that has them)."""
         with self._lock:
             entries = list(self._disk.values())
-        return any(len(e.cells) >= len(cells) and e.cells[: len(cells)] == cells for e in entries)
+        return any(e.scope == scope and len(e.cells) >= len(cells) and e.cells[: len(cells)] == cells for e in entries)
 
-    def write(self, cells: list[int], state: KVState) -> None:
+    def write(self, cells: list[int], state: KVState, scope: str) -> None:
         """Also keep the prefix on disk for 24 hours (written by a background thread)."""
         if self._writer is None or len(state) > self.disk_bytes:
             return
-        self._writer.submit(self._write_file, list(cells), state)
+        self._writer.submit(self._write_file, list(cells), state, scope)
 
     def flush(self) -> None:
         """Wait for pending disk writes (tests, shutdown)."""
@@ -161,16 +197,18 @@ class PromptCache:
 
     # --- disk ---------------------------------------------------------------------------
 
-    def _path(self, cells: list[int]) -> str:
+    def _path(self, cells: list[int], scope: str) -> str:
         assert self.disk_dir is not None
-        digest = hashlib.sha256(self.fingerprint.encode() + np.asarray(cells, dtype="<i4").tobytes()).hexdigest()
+        named = self.fingerprint.encode() + b"\0" + scope.encode() + b"\0"
+        digest = hashlib.sha256(named + np.asarray(cells, dtype="<i4").tobytes()).hexdigest()
         return os.path.join(self.disk_dir, f"{digest[:32]}.kv")
 
-    def _write_file(self, cells: list[int], kv: KVState) -> None:
-        path = self._path(cells)
+    def _write_file(self, cells: list[int], kv: KVState, scope: str) -> None:
+        path = self._path(cells, scope)
         state = kv if isinstance(kv, bytes) else kv.data  # the array's bytes, not a copy
         header = {
             "fingerprint": self.fingerprint,
+            "scope": scope,
             "n_cells": len(cells),
             "state_bytes": len(state),
             "state_sha256": hashlib.sha256(state).hexdigest(),
@@ -187,23 +225,22 @@ class PromptCache:
             log.warning("prompt cache: could not write %s: %s", path, exc)
             return
         with self._lock:
-            self._disk[path] = SavedPrefix(list(cells), len(state), path=path)
+            self._disk[path] = SavedPrefix(list(cells), len(state), scope, path=path)
         self._enforce_disk_cap()
 
-    def _read_header(self, f: BinaryIO) -> tuple[dict[str, Any], list[int]] | None:
+    def _read_header(self, f: BinaryIO) -> tuple[Header, list[int]] | None:
         if f.read(len(MAGIC)) != MAGIC:
             return None
-        header = json.loads(f.readline(4096))
-        n_cells = int(header["n_cells"])
-        raw = f.read(4 * n_cells)
-        if len(raw) != 4 * n_cells:
+        header = Header.parse(f.readline(4096))
+        if header is None:
+            return None
+        raw = f.read(4 * header.n_cells)
+        if len(raw) != 4 * header.n_cells:
             return None
         return header, np.frombuffer(raw, dtype="<i4").tolist()
 
-    def _usable(self, header: dict[str, Any]) -> bool:
-        created = header.get("created")
-        fresh = isinstance(created, (int, float)) and self._clock() - created < DISK_SECONDS
-        return header.get("fingerprint") == self.fingerprint and fresh
+    def _usable(self, header: Header) -> bool:
+        return header.fingerprint == self.fingerprint and self._clock() - header.created < DISK_SECONDS
 
     def _read_index(self) -> None:
         assert self.disk_dir is not None
@@ -217,13 +254,13 @@ class PromptCache:
             try:
                 with open(path, "rb") as f:
                     read = self._read_header(f)
-            except (OSError, ValueError, KeyError, TypeError):
+            except OSError:
                 read = None
             if read is None or not self._usable(read[0]):
-                _remove(path)
+                _remove(path)  # not a file of ours, of another model, or expired: dropped, never fatal
                 continue
             header, cells = read
-            self._disk[path] = SavedPrefix(cells, int(header["state_bytes"]), path=path)
+            self._disk[path] = SavedPrefix(cells, header.state_bytes, header.scope, path=path)
         self._enforce_disk_cap()
 
     def _read_state(self, path: str) -> bytes | None:
@@ -233,10 +270,10 @@ class PromptCache:
                 if read is None or not self._usable(read[0]):
                     return None
                 header = read[0]
-                state = f.read()
-        except (OSError, ValueError, KeyError, TypeError):
+                state = f.read(header.state_bytes + 1)
+        except OSError:
             return None
-        if len(state) != header["state_bytes"] or hashlib.sha256(state).hexdigest() != header["state_sha256"]:
+        if len(state) != header.state_bytes or hashlib.sha256(state).hexdigest() != header.state_sha256:
             log.warning("prompt cache: %s is corrupt; computing the prompt instead", path)
             return None
         return state

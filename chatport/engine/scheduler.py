@@ -32,6 +32,7 @@ class Slot:
     slot_id: int
     cached: list[int] = field(default_factory=list)  # cells whose KV the slot holds
     media: Mapping[int, MediaChunk] = field(default_factory=dict)  # the chunks among them
+    scope: str = ""  # whose prompt the cells hold (GenerationRequest.cache_scope)
     cache_key: str | None = None
     last_used: int = 0
     busy: bool = False
@@ -44,7 +45,16 @@ class Admission:
     reuse: int  # prompt cells whose KV is already in place
     copy_from: int | None  # slot of a running sequence to take the prefix from
     restore: SavedPrefix | None = None  # a prefix from the prompt cache to write into the slot first
-    save: list[tuple[int, list[int]]] = field(default_factory=list)  # (slot, its cells) to keep before they go
+    save: list[SlotCells] = field(default_factory=list)  # slots' cells to keep before they go
+
+
+@dataclass(frozen=True)
+class SlotCells:
+    """A slot's cells, worth a copy into the prompt cache, and whose prompt they hold."""
+
+    slot_id: int
+    cells: list[int]
+    scope: str
 
 
 def worth_restoring(saved_cells: int, spared: int) -> bool:
@@ -134,27 +144,32 @@ class Scheduler:
     def _start(self, handle: RequestHandle, free: list[Slot], new_sequence: SequenceFactory, *, pack: bool) -> Admission:
         prompt = handle.request.prompt
         key = handle.request.cache_key
-        held = {slot.slot_id: prompt.common_prefix(slot.cached, slot.media) for slot in free}
+        scope = handle.request.cache_scope
+        # Cells of another scope are never reused, so they count as no prefix at all.
+        held = {slot.slot_id: prompt.common_prefix(slot.cached, slot.media) if slot.scope == scope else 0 for slot in free}
         best = max(held.values())
         # Slots within CONTIGUITY_SLACK cells of the longest prefix are as good (when
         # packing); of those, the one of the same cache key, then the one next to busy slots.
         slack = CONTIGUITY_SLACK if pack else 0
         near = [slot for slot in free if held[slot.slot_id] >= best - slack]
         chosen = self._pick(
-            near, free, handle.request.n, lambda slot: (int(key is not None and slot.cache_key == key), held[slot.slot_id])
+            near,
+            free,
+            handle.request.n,
+            lambda slot: (int(key is not None and slot.cache_key == key and slot.scope == scope), held[slot.slot_id]),
         )
         prefix = held[chosen[0].slot_id]
         # A running sequence may hold a longer prefix (a shared system prompt in flight).
         copy_from = None
         for seq in self.running:
-            if seq.index == 0:
+            if seq.index == 0 and seq.handle.request.cache_scope == scope:
                 shared = prompt.common_prefix(seq.tokens[: seq.num_computed], seq.prompt.media)
                 if shared > prefix:
                     prefix, copy_from = shared, seq.slot_id
         # A saved prefix may be longer still (the same prompt asked again after others).
         restore = None
         if self.prompt_cache is not None:
-            saved, shared = self.prompt_cache.best(prompt.cells)
+            saved, shared = self.prompt_cache.best(prompt.cells, scope)
             usable = min(len(prompt) - 1, shared) - min(len(prompt) - 1, prefix)
             if saved is not None and worth_restoring(len(saved.cells), usable):
                 restore, prefix, copy_from = saved, shared, None
@@ -167,6 +182,7 @@ class Scheduler:
         sequences = []
         for index, slot in enumerate(chosen):
             slot.busy = True
+            slot.scope = scope
             slot.cache_key = key
             slot.last_used = self._tick()
             sequences.append(new_sequence(handle, index, slot.slot_id))
@@ -194,7 +210,7 @@ class Scheduler:
             busy.add(slot.slot_id)
         return chosen
 
-    def _worth_saving(self, chosen: list[Slot], kept: int) -> list[tuple[int, list[int]]]:
+    def _worth_saving(self, chosen: list[Slot], kept: int) -> list[SlotCells]:
         """Slots about to lose a long prefix (``kept``: cells the leader's slot keeps)."""
         cache = self.prompt_cache
         if cache is None:
@@ -202,11 +218,11 @@ class Scheduler:
         out = []
         for i, slot in enumerate(chosen):
             lost = len(slot.cached) - (kept if i == 0 else 0)
-            if lost >= cache.min_tokens and not slot.media and not cache.holds(slot.cached):
-                out.append((slot.slot_id, list(slot.cached)))
+            if lost >= cache.min_tokens and not slot.media and not cache.holds(slot.cached, slot.scope):
+                out.append(SlotCells(slot.slot_id, list(slot.cached), slot.scope))
         return out
 
-    def idle_unsaved(self) -> tuple[int, list[int]] | None:
+    def idle_unsaved(self) -> SlotCells | None:
         """A free slot (least recently used first) whose cells the prompt cache should keep
         and does not hold yet: the engine copies them out while no request waits, so that a
         burst of prompts finds them kept instead of copying each out (~2-10 ms here, most of

@@ -65,6 +65,10 @@ class GenerationRequest:
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     priority: int = 1  # 0 runs first, 2 last; FIFO within a priority
+    # Whose cached prompt state this request may reuse (the project): prefixes are reused,
+    # kept and restored only within one scope, so no request can learn, from its speed or
+    # its cached_tokens, what another project's prompts held.
+    cache_scope: str = ""
     cache_key: str | None = None
     # "24h": keep the prompt's KV on disk for a day (prompt_cache_retention); else memory only
     cache_retention: Literal["in_memory", "24h"] | None = None
@@ -196,6 +200,10 @@ class BackendStats:
     first_token_seconds: float = 0.0
     # Forward passes the steps ran as: one per step when the batch's sequences allow it.
     graphs: int = 0
+    # Prompt cells of admitted requests, and of those the cells whose KV was reused, exactly
+    # (responses report cached_tokens in whole blocks; an operator's hit rate needs no rounding).
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
     replicas: tuple[ReplicaStats, ...] = ()  # empty for a backend that is one engine
 
 

@@ -5,6 +5,7 @@ composition root. What crosses the seam is mono PCM samples and text."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,8 +23,9 @@ class Transcriber(Protocol):
         """The rate ``transcribe`` expects (16 kHz for Whisper)."""
         ...
 
-    def transcribe(self, samples: Samples) -> str:
-        """The words spoken in ``samples``. Blocking and CPU-bound: call it from a worker."""
+    def transcribe(self, samples: Samples, stop: threading.Event | None = None) -> str:
+        """The words spoken in ``samples``. Blocking and CPU-bound: call it from a worker.
+        ``stop`` set: the caller has gone; the words so far are returned, soon."""
         ...
 
 

@@ -14,6 +14,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from chatport.protocol.errors import InvalidRequestError
+from chatport.protocol.requests import INT64_MAX, INT64_MIN
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -142,6 +143,15 @@ def _describe_error(error: Mapping[str, Any]) -> InvalidRequestError:
     param = param_path(loc)
     if kind == "missing":
         return _missing(param)
+    if kind in ("int_type", "int_from_float") and isinstance(value, float) and _huge_integer(value):
+        # orjson reads an integer past 64 bits as a float: it was an integer, out of range.
+        above = value > 0
+        return InvalidRequestError(
+            f"Invalid '{param}': integer {'above maximum' if above else 'below minimum'} value. Expected a value "
+            f"{'<=' if above else '>='} {INT64_MAX if above else INT64_MIN}, but got {int(value)} instead.",
+            param=param,
+            code=f"integer_{'above_max' if above else 'below_min'}_value",
+        )
     if kind in _TYPE_ERRORS:
         return InvalidRequestError(
             f"Invalid type for '{param}': expected {_TYPE_ERRORS[kind]}, but got {describe(value)} instead.",
@@ -158,6 +168,10 @@ def _describe_error(error: Mapping[str, Any]) -> InvalidRequestError:
     if kind in ("too_short", "too_long", "string_too_short", "string_too_long"):
         return _bad_length(kind, param, value, ctx)
     return InvalidRequestError(f"Invalid '{param}': {error['msg']}.", param=param, code="invalid_value")
+
+
+def _huge_integer(value: float) -> bool:
+    return value.is_integer() and abs(value) >= 2**63
 
 
 def _missing(param: str) -> InvalidRequestError:

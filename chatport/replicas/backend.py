@@ -111,6 +111,8 @@ class RayBackend:
             idle_seconds=min((r.stats.idle_seconds for r in fresh), default=0.0),
             first_tokens=sum(r.stats.first_tokens for r in reports),
             first_token_seconds=sum(r.stats.first_token_seconds for r in reports),
+            prompt_tokens=sum(r.stats.prompt_tokens for r in reports),
+            cached_tokens=sum(r.stats.cached_tokens for r in reports),
             replicas=replicas,
         )
 

@@ -48,8 +48,10 @@ class ReplicaReport:
 
 def affinity_key(request: GenerationRequest) -> str:
     """``prompt_cache_key`` when given (as OpenAI routes by it), else the prompt's leading
-    tokens."""
+    tokens; either within the request's cache scope (its project), whose prefixes are the
+    only ones it can reuse."""
+    scope = hashlib.blake2b(request.cache_scope.encode(), digest_size=8).hexdigest()
     if request.cache_key:
-        return "key:" + request.cache_key
+        return f"key:{scope}:{request.cache_key}"
     lead = request.prompt.cells[:AFFINITY_TOKENS]
-    return "lead:" + hashlib.blake2b(repr(lead).encode(), digest_size=16).hexdigest()
+    return f"lead:{scope}:" + hashlib.blake2b(repr(lead).encode(), digest_size=16).hexdigest()

@@ -3,7 +3,9 @@ built, and answers asked for with ``modalities: ["text", "audio"]`` are spoken.
 
 - Input: each part is decoded (PyAV) and transcribed (Whisper) in a bounded worker pool,
   never on the event loop or the engine thread; several requests transcribe while other
-  streams decode. The transcript takes the part's place in the message as plain text, as
+  streams decode. A request holds at most ``MAX_AUDIO_PARTS`` parts and
+  ``MAX_AUDIO_SECONDS`` of audio in all; its parts are transcribed one after another,
+  the prompt's fit checked after each, and the work stops when the client leaves. The transcript takes the part's place in the message as plain text, as
   if the user had typed what they said; ``usage.prompt_tokens_details.audio_tokens``
   counts its tokens.
 - Output: the text is generated as usual, then spoken (Piper) and encoded in the asked
@@ -24,7 +26,7 @@ import base64
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,9 +37,10 @@ import orjson
 
 from chatport.protocol import requests as rq
 from chatport.protocol.errors import InvalidRequestError, unsupported_parameter
-from chatport.protocol.speech import Synthesizer, Transcriber
+from chatport.protocol.speech import Samples, Synthesizer, Transcriber
 from chatport.service.audio_codec import OUTPUT_RATE, OutputFormat, decode_input, encode_output, resample
 from chatport.service.dataurl import PayloadError, decode_payload
+from chatport.service.workers import run_stoppable
 
 MEDIA_TYPES: dict[str, str] = {
     "mp3": "audio/mpeg",
@@ -48,6 +51,8 @@ MEDIA_TYPES: dict[str, str] = {
     "pcm16": "audio/pcm",
 }
 ANSWER_SECONDS = 3600  # how long a spoken answer can be referred to
+MAX_AUDIO_PARTS = 20  # input_audio parts per request
+MAX_AUDIO_SECONDS = 600.0  # of audio per request, all parts together
 OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse", "marin", "cedar")
 MIN_PIECE_CHARS = 12
 _SENTENCE_END = re.compile(r"[.!?;:](?:[\"')\]]*)\s+|\n+")
@@ -115,8 +120,10 @@ class AudioService:
 
     # --- input ----------------------------------------------------------------------------
 
-    async def transcripts(self, messages: list[Any]) -> list[str]:
-        """The transcript of every ``input_audio`` part, in prompt order."""
+    async def transcripts(self, messages: list[Any], fits: Callable[[str], None] | None = None) -> list[str]:
+        """The transcript of every ``input_audio`` part, in prompt order, one after another.
+        ``fits(transcript)`` is told each as it comes and raises once the prompt cannot
+        fit, so that no more audio is transcribed for a request that will be refused."""
         parts = audio_parts(messages)
         if not parts:
             return []
@@ -127,18 +134,50 @@ class AudioService:
                 param=param,
                 code="unsupported_content_type",
             )
-        return list(await asyncio.gather(*(self.transcribe(part.data, part.format, param) for param, part in parts)))
+        if len(parts) > MAX_AUDIO_PARTS:
+            raise InvalidRequestError(
+                f"Too many audio parts: the messages hold {len(parts)} input_audio parts; at most {MAX_AUDIO_PARTS} are "
+                "accepted per request.",
+                param="messages",
+                code="too_many_audio_parts",
+            )
+        # Decoding is cheap beside transcribing: every part is decoded first, so that a request
+        # with too much audio is refused before any of it is transcribed.
+        decoded = []
+        seconds = 0.0
+        for param, part in parts:
+            decoded.append(await self._decode(part.data, part.format, param))
+            seconds += decoded[-1].size / self.transcriber.sample_rate
+            if seconds > MAX_AUDIO_SECONDS:
+                raise InvalidRequestError(
+                    f"Invalid audio in '{param}': the request's audio parts hold more than {MAX_AUDIO_SECONDS:.0f} "
+                    "seconds in all.",
+                    param=param,
+                    code="audio_too_long",
+                )
+        out: list[str] = []
+        for samples in decoded:
+            out.append(await self._words(samples))
+            if fits is not None:
+                fits(out[-1])
+        return out
 
-    async def transcribe(self, data_b64: str | bytes, fmt: str | None, param: str) -> str:
-        """Decode and transcribe in the audio pool. ``data_b64``: base64 text, or raw bytes."""
+    async def transcribe(self, data: bytes, fmt: str | None, param: str) -> str:
+        """Decode and transcribe one upload (``/v1/audio/transcriptions``) in the audio pool."""
+        return await self._words(await self._decode(data, fmt, param))
+
+    async def _decode(self, data_b64: str | bytes, fmt: str | None, param: str) -> Samples:
+        """One part's samples, at the transcriber's rate. ``data_b64``: base64 text, or raw bytes."""
+        assert self.transcriber is not None
+        rate = self.transcriber.sample_rate
+        data = _audio_bytes(data_b64, param) if isinstance(data_b64, str) else data_b64
+        return await run_stoppable(self.pool, lambda _stop: decode_input(data, fmt, rate, param))
+
+    async def _words(self, samples: Samples) -> str:
+        """The transcript, in the audio pool; stopped between segments if the caller is cancelled."""
         assert self.transcriber is not None
         transcriber = self.transcriber
-        data = _audio_bytes(data_b64, param) if isinstance(data_b64, str) else data_b64
-
-        def work() -> str:
-            return transcriber.transcribe(decode_input(data, fmt, transcriber.sample_rate, param))
-
-        return await asyncio.get_running_loop().run_in_executor(self.pool, work)
+        return await run_stoppable(self.pool, lambda stop: transcriber.transcribe(samples, stop))
 
     async def history(self, messages: list[Any], project: str) -> dict[int, str]:
         """Message index -> transcript, for earlier spoken answers sent back by id."""

@@ -5,10 +5,11 @@ store (`chatport keys create --project NAME`). Authentication fails closed: a ke
 accepted only once it has been checked, and when keys cannot be checked (the store is
 down) requests are refused with 503 and Retry-After, never let through.
 
-Serving without keys is a choice made at start-up and stated in the log: either
-``--no-auth``, or no key configured anywhere (no ``--api-key`` and a reachable store that
-holds none). In the second case a key created later turns authentication on within
-seconds.
+Whether keys are required is decided at start-up and stated in the log: they are when
+``--api-key`` gives some, when the store holds some, or when the server listens beyond
+loopback; they are not with ``--no-auth``, or with no key configured anywhere on loopback.
+It never relaxes while the server runs: a key created later turns authentication on
+within seconds, and revoking every key leaves it on (401 for everyone until a restart).
 """
 
 from __future__ import annotations
@@ -48,25 +49,37 @@ class AuthMode(Enum):
 
 
 class Authenticator:
-    def __init__(self, static_keys: list[str], keys: KeyStore | None = None, *, mode: AuthMode = AuthMode.KEYS) -> None:
+    def __init__(
+        self, static_keys: list[str], keys: KeyStore | None = None, *, mode: AuthMode = AuthMode.KEYS, require: bool = False
+    ) -> None:
+        """``require``: keys are required even if none exists yet (the server listens beyond loopback)."""
         self._static = [k.encode() for k in static_keys if k]
         self._keys = keys
         self.mode = mode
         self._projects: dict[str, tuple[Principal | None, float]] = {}
         self._any_stored: tuple[bool, float] | None = None
+        # Once true, true until the process ends: no revocation switches authentication off.
+        self._required = mode is AuthMode.KEYS and (bool(self._static) or require)
 
-    async def describe(self) -> str:
-        """How requests are authenticated, for the start-up log."""
+    @property
+    def keys_required(self) -> bool:
+        """Whether requests must carry a key (as far as is known: a store that cannot be
+        read yet may still turn this on)."""
+        return self._required
+
+    async def decide(self) -> str:
+        """At start-up: whether keys are required (from now on, if they are), and how
+        requests are authenticated, for the log."""
         if self.mode is AuthMode.OFF:
             return "authentication is off (--no-auth): every request belongs to project 'default'"
         if self._static:
             return f"API keys required ({len(self._static)} from --api-key/CHATPORT_API_KEYS, and the stored keys)"
         try:
-            stored = await self._stored_keys_exist()
+            stored = await self._keys_required()
         except APIError:
             return "API keys required, but the key store is unavailable: /v1 requests get 503 until it is back"
         if stored:
-            return "API keys required (stored keys)"
+            return "API keys required (stored keys, or the server listens beyond loopback)"
         return (
             "no API keys configured: requests are not authenticated and belong to project 'default' "
             "(create a key with `chatport keys create`, or pass --no-auth to make this explicit)"
@@ -78,7 +91,7 @@ class Authenticator:
             return DEFAULT
         if token and any(hmac.compare_digest(token.encode(), k) for k in self._static):
             return DEFAULT
-        if not self._static and not await self._stored_keys_exist():
+        if not await self._keys_required():
             return DEFAULT
         if not token:
             raise authentication_error(
@@ -90,6 +103,12 @@ class Authenticator:
         if principal is None:
             raise authentication_error(f"Incorrect API key provided: {_redact(token)}.", code="invalid_api_key")
         return principal
+
+    async def _keys_required(self) -> bool:
+        if not self._required and await self._stored_keys_exist():
+            self._required = True
+            log.warning("auth: a stored key exists: API keys are required from now on")
+        return self._required
 
     async def _stored_keys_exist(self) -> bool:
         if self._keys is None:

@@ -7,10 +7,9 @@ import asyncio
 import random
 import string
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from chatport.protocol import responses as rs
 from chatport.protocol.backend import (
@@ -22,23 +21,42 @@ from chatport.protocol.backend import (
     QueueTimeout,
     ShuttingDown,
 )
-from chatport.protocol.errors import APIError, overloaded_error, rate_limit_error, unsupported_parameter
+from chatport.protocol.errors import (
+    APIError,
+    context_length_exceeded,
+    overloaded_error,
+    rate_limit_error,
+    unsupported_parameter,
+)
 from chatport.protocol.requests import ChatCompletionRequest
 from chatport.protocol.validation import validate
 from chatport.service.audio import AudioService, SentenceSpeaker
+from chatport.service.bounds import check_sizes
 from chatport.service.checks import check_request, drop_params
 from chatport.service.choices import Choices
 from chatport.service.fetch import ImageFetcher
 from chatport.service.generation import Heard, generation_for, service_tier
+from chatport.service.images import PixelBudget
 from chatport.service.models import ModelRegistry, ServedModel
 from chatport.service.stored import StoredCompletions
 from chatport.service.tools.plan import ToolPlan
+from chatport.service.workers import WorkerPools
 
 _OBFUSCATION_CHARS = string.ascii_letters + string.digits
 
 Chunk = dict[str, Any]
-# Told the tokens (prompt + completion) a finished answer used: the rate limiter's meter.
-Bill = Callable[[int], Awaitable[None]]
+
+
+class Meter(Protocol):
+    """The rate limiter's side of one request (``service.limits.Ticket``)."""
+
+    async def reserve(self, prompt_tokens: int, completion_tokens: int) -> None:
+        """Hold the most tokens the request can use; raises a 429 when the project's limit cannot."""
+        ...
+
+    async def charge(self, tokens: int) -> None:
+        """The tokens (prompt + completion) the finished answer used."""
+        ...
 
 
 @dataclass
@@ -85,6 +103,16 @@ class PreparedChat:
         )
 
 
+# cached_tokens is reported in whole blocks of this many tokens, as OpenAI reports it: the
+# prefix reused is still exact inside the engine, but the figure a client reads says no more
+# than which block its prompt first differed in.
+CACHED_TOKENS_BLOCK = 128
+
+
+def reported_cached(tokens: int) -> int:
+    return tokens - tokens % CACHED_TOKENS_BLOCK
+
+
 def usage(choices: Choices, handle: GenerationHandle, audio_prompt: int = 0, *, spoken: bool = False) -> dict[str, Any]:
     """``audio_prompt``: prompt tokens from input audio. ``spoken``: the answer was spoken;
     its tokens (all but reasoning) are audio tokens, as an audio model's answer is."""
@@ -92,7 +120,7 @@ def usage(choices: Choices, handle: GenerationHandle, audio_prompt: int = 0, *, 
     return rs.usage(
         handle.prompt_tokens,
         choices.completion_tokens + choices.rejected_prediction_tokens,
-        handle.cached_tokens,
+        reported_cached(handle.cached_tokens),
         accepted_prediction=choices.accepted_prediction_tokens,
         rejected_prediction=choices.rejected_prediction_tokens,
         reasoning=choices.reasoning_tokens,
@@ -107,7 +135,6 @@ class ChatService:
         registry: ModelRegistry,
         stored: StoredCompletions | None = None,
         *,
-        prompt_workers: int = 2,
         drop: frozenset[str] = frozenset(),
         show_reasoning: bool = True,
         fetcher: ImageFetcher | None = None,
@@ -123,11 +150,15 @@ class ChatService:
         self.stored = stored
         self.drop = drop
         self.show_reasoning = show_reasoning
-        # Rendering and tokenizing prompts: bounded, off the event loop, never blocking it.
-        self.prompt_pool = ThreadPoolExecutor(max_workers=prompt_workers, thread_name_prefix="chatport-prompt")
+        # Prompts, grammars, files and images: each in a bounded pool of its own, off the event loop.
+        self.pools = WorkerPools()
+        self.pixels = PixelBudget()
 
     async def prepare(self, body: dict[str, Any], project: str = "default") -> PreparedChat:
         """``project``: whose earlier spoken answers the messages may refer to."""
+        named = body.get("model")
+        known = self.registry.find(named) if isinstance(named, str) else None
+        check_sizes(body, max_messages=known.capabilities.context_length if known else self.registry.longest_context)
         request = validate(ChatCompletionRequest, body)
         model = self.registry.resolve(request.model)
         # A model that reasons takes reasoning_effort: dropped only where it would be refused.
@@ -136,12 +167,14 @@ class ChatService:
         check_request(
             request,
             max_choices=model.capabilities.max_choices,
-            max_messages=model.capabilities.context_length,
             reasons=model.reasoning is not None,
         )
         voice = self.audio.check_output(request)
-        heard = Heard(tuple(await self.audio.transcripts(request.messages)), await self.audio.history(request.messages, project))
-        generation, tools = await generation_for(request, model, self.prompt_pool, self.fetcher, heard)
+        heard = Heard(
+            tuple(await self.audio.transcripts(request.messages, _fits(model))),
+            await self.audio.history(request.messages, project),
+        )
+        generation, tools = await generation_for(request, model, self.pools, self.fetcher, heard, project, self.pixels)
         return PreparedChat(
             request,
             model,
@@ -157,13 +190,19 @@ class ChatService:
             sum(len(model.backend.tokenize(text, special=False)) for text in heard.transcripts),
         )
 
-    async def start(self, chat: PreparedChat) -> GenerationHandle:
+    async def start(self, chat: PreparedChat, meter: Meter | None = None) -> GenerationHandle:
         """Queue the request and wait for its slot, so that a full or slow queue (or a
-        store that is down, for store=true) is answered before any response has begun."""
+        store that is down, for store=true, or a project out of tokens) is answered before
+        any response has begun."""
         if chat.request.store:
             if self.stored is None:
                 raise unsupported_parameter("store", "by this server: it runs without a completion store")
             await self.stored.ping()
+        if meter is not None:
+            generation = chat.generation
+            prompt = len(generation.prompt)
+            most = generation.max_tokens or chat.model.capabilities.context_length - prompt
+            await meter.reserve(prompt, most * generation.n)
         try:
             handle = chat.model.backend.submit(chat.generation)
         except BackendFailure as failure:
@@ -178,7 +217,7 @@ class ChatService:
         return handle
 
     async def complete(
-        self, chat: PreparedChat, handle: GenerationHandle, project: str, bill: Bill | None = None
+        self, chat: PreparedChat, handle: GenerationHandle, project: str, meter: Meter | None = None
     ) -> dict[str, Any]:
         choices = chat.choices()
         try:
@@ -195,12 +234,12 @@ class ChatService:
                     spoken = await self.audio.answer(message["content"], chat.voice, chat.request.audio.format, project)
                     message["audio"], message["content"] = spoken.message_audio(), None
         await self._store(chat, project, completion)
-        if bill is not None:
-            await bill(completion["usage"]["total_tokens"])
+        if meter is not None:
+            await meter.charge(completion["usage"]["total_tokens"])
         return completion
 
     async def stream(
-        self, chat: PreparedChat, handle: GenerationHandle, project: str, bill: Bill | None = None
+        self, chat: PreparedChat, handle: GenerationHandle, project: str, meter: Meter | None = None
     ) -> AsyncIterator[Chunk]:
         chunks = ChunkWriter(chat)
         choices = chat.choices()
@@ -219,8 +258,8 @@ class ChatService:
                         yield out
             completion = chat.completion(choices, handle)
             await self._store(chat, project, completion)
-            if bill is not None:
-                await bill(completion["usage"]["total_tokens"])
+            if meter is not None:
+                await meter.charge(completion["usage"]["total_tokens"])
             if chunks.include_usage:
                 yield chunks.usage(completion["usage"])
         except APIError as exc:
@@ -234,6 +273,20 @@ class ChatService:
         # Stored before the client sees the response: what a client received is on disk.
         if chat.request.store and self.stored is not None:
             await self.stored.save(project, completion, chat.request.metadata or {}, chat.raw_messages)
+
+
+def _fits(model: ServedModel) -> Callable[[str], None]:
+    """Told each transcript of a request's audio: raises once they cannot fit the context."""
+    limit = model.capabilities.context_length
+    total = 0
+
+    def fits(transcript: str) -> None:
+        nonlocal total
+        total += len(model.backend.tokenize(transcript, special=False))
+        if total >= limit:
+            raise context_length_exceeded(limit, total)
+
+    return fits
 
 
 class ChunkWriter:

@@ -37,19 +37,12 @@ def drop_params(request: ChatCompletionRequest, names: frozenset[str]) -> tuple[
     return request.model_copy(update=dict.fromkeys(given)), given
 
 
-def check_request(request: ChatCompletionRequest, *, max_choices: int, max_messages: int, reasons: bool = False) -> None:
-    """``reasons``: the model's chat template can think (it takes reasoning_effort)."""
+def check_request(request: ChatCompletionRequest, *, max_choices: int, reasons: bool = False) -> None:
+    """``reasons``: the model's chat template can think (it takes reasoning_effort). Counts
+    and lengths were checked on the raw body (``service.bounds.check_sizes``)."""
     for name, detail in _NOT_YET.items():
         if getattr(request, name) is not None and not (reasons and name == "reasoning_effort"):
             raise unsupported_parameter(name, detail)
-    if len(request.messages) > max_messages:
-        # Every message takes at least one token of the context; refused before any work.
-        raise InvalidRequestError(
-            f"Invalid 'messages': array too long. Expected an array with maximum length {max_messages}, "
-            f"but got an array with length {len(request.messages)} instead.",
-            param="messages",
-            code="array_above_max_length",
-        )
     check_tool_history(request.messages)
     fmt = request.response_format
     if isinstance(fmt, ResponseFormatJSONSchema):
@@ -132,7 +125,18 @@ def _check_answered(open_calls: dict[str, int]) -> None:
         )
 
 
-def check_metadata(metadata: dict[str, str] | None) -> None:
+def check_storable(text: str, param: str) -> None:
+    """A string bound for the store: a NUL character is a data error in PostgreSQL's text
+    columns (and so, found here, a 400 naming the parameter, checked before any work)."""
+    if "\x00" in text:
+        raise InvalidRequestError(
+            f"Invalid '{param}': the string contains a NUL character (\\u0000), which cannot be stored.",
+            param=param,
+            code="invalid_value",
+        )
+
+
+def check_metadata(metadata: dict[str, str] | None, param: str = "metadata") -> None:
     if metadata is None:
         return
     if len(metadata) > METADATA_MAX_PAIRS:
@@ -144,9 +148,11 @@ def check_metadata(metadata: dict[str, str] | None) -> None:
         )
     for key, value in metadata.items():
         if len(key) > METADATA_MAX_KEY:
-            raise _too_long("metadata", "key", METADATA_MAX_KEY, len(key))
+            raise _too_long(param, "key", METADATA_MAX_KEY, len(key))
+        check_storable(key, param)
         if len(value) > METADATA_MAX_VALUE:
-            raise _too_long(f"metadata.{key}", "string", METADATA_MAX_VALUE, len(value))
+            raise _too_long(f"{param}.{key}", "string", METADATA_MAX_VALUE, len(value))
+        check_storable(value, f"{param}.{key}")
 
 
 def _too_long(param: str, what: str, limit: int, actual: int) -> InvalidRequestError:

@@ -36,11 +36,33 @@ class FetchPolicy:
     timeout: float = 10.0  # seconds for the whole fetch, redirects included
 
 
+# IPv6 prefixes whose addresses carry an IPv4 address in their last 32 bits: a translator
+# or tunnel delivers them to that IPv4 address, so it is the one to judge.
+_LAST_32_BITS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "::ffff:0:0/96",  # IPv4-mapped
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+        "64:ff9b::/96",  # NAT64, well-known prefix
+        "::/96",  # IPv4-compatible (deprecated)
+    )
+)
+# Prefixes refused whatever they carry: NAT64 for local use (its IPv4 part can sit anywhere),
+# and site-local addresses (deprecated, still routed inside some sites).
+_NEVER = tuple(ipaddress.ip_network(n) for n in ("64:ff9b:1::/48", "fec0::/10"))
+
+
 def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Whether an address is a public unicast one: not loopback, private, link-local (the
-    cloud metadata address among them), shared (CGNAT), reserved or multicast."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    cloud metadata address among them), shared (CGNAT), reserved or multicast, also when
+    written as an IPv6 address that embeds an IPv4 one (mapped, translated, NAT64, 6to4)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if any(address in net for net in _NEVER):
+            return False
+        if address.sixtofour is not None:
+            return is_public(address.sixtofour)
+        if any(address in net for net in _LAST_32_BITS):
+            return is_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     return address.is_global and not address.is_multicast
 
 

@@ -10,18 +10,23 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import llguidance as llg
+
 from chatport.protocol.backend import GenerationRequest, Grammar, LazyGrammar, SamplingParams
 from chatport.protocol.errors import InvalidRequestError, context_length_exceeded
+from chatport.protocol.prompt import Image
 from chatport.protocol.requests import ChatCompletionRequest
 from chatport.service.fetch import ImageFetcher
-from chatport.service.images import ImagePlacer, load_images
+from chatport.service.files import FileWork
+from chatport.service.images import ImagePlacer, PixelBudget, load_images
 from chatport.service.messages import has_files, to_template_messages
 from chatport.service.models import ServedModel
 from chatport.service.prompt import NO_REASONING, build_prompt
 from chatport.service.structured import grammar_for, schema_error
 from chatport.service.tools import add_tool_notes
 from chatport.service.tools.grammar import tool_grammars
-from chatport.service.tools.plan import ToolPlan, plan_tools, tools_error
+from chatport.service.tools.plan import ToolPlan, custom_grammar_error, plan_tools, tools_error
+from chatport.service.workers import WorkerPools, run_stoppable
 
 # service_tier as requested -> (the tier that serves it, as the response names it; queue priority).
 # "auto" is the project's tier, "default" here; "fast" is priority processing and is echoed
@@ -37,8 +42,8 @@ _TIERS = {
     "flex": ("flex", 2),
 }
 
-# Grammars compile off the event loop and the engine thread; one that takes longer than
-# this is refused rather than allowed to hold anything up.
+# Grammars compile in their own pool, off the event loop and the engine thread; one that
+# takes longer than this (queueing included) is refused rather than allowed to hold anything up.
 GRAMMAR_COMPILE_SECONDS = 10.0
 
 GrammarError = Callable[[str], InvalidRequestError]
@@ -60,14 +65,30 @@ class Heard:
 async def generation_for(
     request: ChatCompletionRequest,
     model: ServedModel,
-    pool: ThreadPoolExecutor,
+    pools: WorkerPools,
     fetcher: ImageFetcher | None = None,
     heard: Heard | None = None,
+    project: str = "default",
+    pixels: PixelBudget | None = None,
 ) -> tuple[GenerationRequest, ToolPlan | None]:
-    heard = heard or Heard()
-    placer = None
-    if model.capabilities.vision:
-        placer = ImagePlacer(await load_images(request.messages, fetcher or ImageFetcher(), pool))
+    """``project``: whose cached prompts the generation may reuse (only its own);
+    ``pixels``: the decoded-image memory all requests share."""
+    pixels = pixels or PixelBudget()
+    held = 0
+    try:
+        if model.capabilities.vision:
+            loaded = await load_images(request.messages, fetcher or ImageFetcher(), pools.images, pixels)
+            held = sum(image.width * image.height for image in loaded)
+        return await _generation(request, model, pools, heard or Heard(), project, loaded if held else [])
+    finally:
+        await pixels.give(held)  # the images are encoded into the prompt, or the request failed
+
+
+async def _generation(
+    request: ChatCompletionRequest, model: ServedModel, pools: WorkerPools, heard: Heard, project: str, loaded: list[Image]
+) -> tuple[GenerationRequest, ToolPlan | None]:
+    compiler = _Compiler(model, pools.grammar)
+    placer = ImagePlacer(loaded) if model.capabilities.vision else None
     convert = partial(
         to_template_messages,
         request.messages,
@@ -78,13 +99,22 @@ async def generation_for(
         transcripts=heard.transcripts,
         spoken=heard.spoken,
     )
-    # Files are parsed (PDFs) in the prompt pool; plain messages are not worth the hop.
-    messages = await asyncio.get_running_loop().run_in_executor(pool, convert) if has_files(request.messages) else convert()
+    # Files are read (PDFs) in the files pool, within their budget; plain messages are not worth the hop.
+    if has_files(request.messages):
+        messages = await run_stoppable(pools.files, lambda stop: convert(files=FileWork(stop)))
+    else:
+        messages = convert()
     images = placer.prompt_images() if placer is not None else None
     reasoning = model.reasoning_plans.get(request.reasoning_effort, NO_REASONING)
     grammar = grammar_for(request, messages)
     grammar_error = schema_error(request)
     tools = plan_tools(request)
+    if tools is not None:
+        for custom in tools.customs:
+            if custom.syntax != "text":  # each grammar checked on its own, so its 400 names it
+                await compiler.compile(
+                    llg.LLMatcher.grammar_from_lark(custom.subgrammar()), partial(custom_grammar_error, custom)
+                )
     lazy: list[tuple[str, str]] = []
     visible: frozenset[int] = frozenset()
     fmt = model.tool_format
@@ -97,9 +127,13 @@ async def generation_for(
         vocab = model.backend.vocabulary
         visible = frozenset(vocab.special[m] for m in fmt.markers if m in vocab.control)
     visible |= reasoning.visible
-    prompt = await build_prompt(model.prompts, pool, *template_inputs(messages, tools, model), reasoning, images)
+    # Images are encoded as the prompt is built: in the images pool, so they cannot hold up plain prompts.
+    builder_pool = pools.images if images is not None else pools.prompt
+    prompt = await build_prompt(model.prompts, builder_pool, *template_inputs(messages, tools, model), reasoning, images)
     prediction = (
-        await asyncio.get_running_loop().run_in_executor(pool, predicted_tokens, request, model) if request.prediction else ()
+        await asyncio.get_running_loop().run_in_executor(pools.prompt, predicted_tokens, request, model)
+        if request.prediction
+        else ()
     )
     max_tokens = request.max_completion_tokens or request.max_tokens
     check_context(len(prompt), max_tokens, model.capabilities.context_length)
@@ -110,10 +144,11 @@ async def generation_for(
         max_tokens=max_tokens,
         stop=(request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ()),
         priority=_TIERS[request.service_tier][1],
+        cache_scope=project,
         cache_key=request.prompt_cache_key,
         cache_retention="24h" if request.prompt_cache_retention == "24h" else None,
-        grammar=await _compile(model, grammar, grammar_error) if grammar else None,
-        lazy_grammars=tuple([LazyGrammar(t, await _compile(model, g, tools_error)) for t, g in lazy]),
+        grammar=await compiler.compile(grammar, grammar_error) if grammar else None,
+        lazy_grammars=tuple([LazyGrammar(t, await compiler.compile(g, tools_error)) for t, g in lazy]),
         visible_control_tokens=visible,
         prediction=prediction,
         thinking=reasoning.thinking,
@@ -146,13 +181,19 @@ def template_inputs(
     return fmt.prepare_history(messages), template_tools
 
 
-async def _compile(model: ServedModel, grammar: str, error: GrammarError) -> Grammar:
-    try:
-        return await asyncio.wait_for(asyncio.to_thread(model.backend.compile_grammar, grammar), GRAMMAR_COMPILE_SECONDS)
-    except ValueError as exc:
-        raise error(str(exc).strip().splitlines()[0]) from None
-    except TimeoutError:
-        raise error(f"the grammar did not compile within {GRAMMAR_COMPILE_SECONDS:.0f} seconds") from None
+@dataclass(frozen=True)
+class _Compiler:
+    model: ServedModel
+    pool: ThreadPoolExecutor
+
+    async def compile(self, grammar: str, error: GrammarError) -> Grammar:
+        job = asyncio.get_running_loop().run_in_executor(self.pool, self.model.backend.compile_grammar, grammar)
+        try:
+            return await asyncio.wait_for(job, GRAMMAR_COMPILE_SECONDS)
+        except ValueError as exc:
+            raise error(str(exc).strip().splitlines()[0]) from None
+        except TimeoutError:
+            raise error(f"the grammar did not compile within {GRAMMAR_COMPILE_SECONDS:.0f} seconds") from None
 
 
 def check_context(prompt_tokens: int, max_tokens: int | None, limit: int) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from chatport.protocol import requests as rq
 from chatport.protocol.errors import InvalidRequestError
-from chatport.service.files import file_text
+from chatport.service.files import FileWork, file_text
 from chatport.service.images import ImagePlacer
 from chatport.service.reasoning import ReasoningTemplate, split_history
 from chatport.service.template import ChatTemplate
@@ -21,7 +21,12 @@ _PART_NAMES = {"image_url": "image", "input_audio": "audio", "file": "file"}
 
 
 def _text_of(
-    content: Any, index: int, model: str, images: ImagePlacer | None = None, transcripts: Iterator[str] | None = None
+    content: Any,
+    index: int,
+    model: str,
+    images: ImagePlacer | None = None,
+    transcripts: Iterator[str] | None = None,
+    files: FileWork | None = None,
 ) -> str:
     if content is None:
         return ""
@@ -34,7 +39,7 @@ def _text_of(
         elif isinstance(part, rq.RefusalPart):
             texts.append(part.refusal)
         elif isinstance(part, rq.FilePart):
-            texts.append(file_text(part.file, f"messages[{index}].content[{j}]", images))
+            texts.append(file_text(part.file, f"messages[{index}].content[{j}]", images, files))
         elif isinstance(part, rq.ImagePart) and images is not None:
             texts.append(images.image_part(f"messages[{index}].content[{j}]"))
         elif isinstance(part, rq.AudioPart) and transcripts is not None:
@@ -102,6 +107,7 @@ def to_template_messages(
     images: ImagePlacer | None = None,
     transcripts: Sequence[str] | None = None,
     spoken: Mapping[int, str] | None = None,
+    files: FileWork | None = None,
 ) -> list[dict[str, Any]]:
     """The messages as plain dicts. ``name`` goes to templates that render it; for those
     that do not, it is written before the content as ``name: content``. An assistant's
@@ -114,12 +120,13 @@ def to_template_messages(
     server does, so any template works, whether or not it knows image parts).
     ``transcripts``: what each ``input_audio`` part said, in order; a part becomes its
     transcript, as if typed. ``spoken``: message index -> transcript of an earlier spoken
-    answer sent back as ``audio: {id}``, which stands for that answer's content."""
+    answer sent back as ``audio: {id}``, which stands for that answer's content.
+    ``files``: the request's budget for reading file parts (a deadline and a stop flag)."""
     out: list[dict[str, Any]] = []
     heard = iter(transcripts) if transcripts is not None else None
     for i, message in enumerate(messages):
         role = message.role
-        entry: dict[str, Any] = {"role": role, "content": _text_of(message.content, i, model, images, heard)}
+        entry: dict[str, Any] = {"role": role, "content": _text_of(message.content, i, model, images, heard, files)}
         if role == "developer" and not template.knows_developer_role:
             entry["role"] = "system"
         name = getattr(message, "name", None)

@@ -69,10 +69,17 @@ class ModelRegistry:
         self._aliases[name] = target
 
     def resolve(self, name: str) -> ServedModel:
-        model = self._models.get(self._aliases.get(name, name))
+        model = self.find(name)
         if model is None:
             raise model_not_found(name)
         return model
+
+    def find(self, name: str) -> ServedModel | None:
+        return self._models.get(self._aliases.get(name, name))
+
+    @property
+    def longest_context(self) -> int:
+        return max((m.capabilities.context_length for m in self._models.values()), default=1)
 
     def listed(self) -> list[ServedModel]:
         return list(self._models.values())

@@ -17,7 +17,6 @@ thread pool, off the event loop, and stops between pieces when the client has go
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 import threading
@@ -33,6 +32,7 @@ from chatport.protocol.errors import InvalidRequestError
 from chatport.protocol.prompt import Image, MediaChunk, Prompt, Segment
 from chatport.service.reasoning import ReasoningPlan
 from chatport.service.template import ChatTemplate
+from chatport.service.workers import run_stoppable
 
 # Private-use characters: a sentinel is OPEN + index + CLOSE. Client text holding either
 # character gets it swapped too, so no client can write a sentinel of its own.
@@ -86,7 +86,7 @@ class PromptBuilder:
         tool_data = guard.walk(tools) if tools is not None else None
         text = self._template.render(guard.walk(messages), tools=tool_data, variables=reasoning.variables) + reasoning.suffix
         self._check_fits(text)
-        segments = _Segments(images, self._backend)
+        segments = _Segments(images, self._backend, stop, self._context)
         self._tokenize(text, guard.originals, stop, segments)
         return Prompt(segments.finish(self._bos))
 
@@ -124,20 +124,27 @@ class PromptBuilder:
 
 
 class _Segments:
-    """The prompt as it is built: token runs, with each image's segments where its marker was."""
+    """The prompt as it is built: token runs, with each image's segments where its marker was.
+    Images are encoded one at a time, each only while the client is there and the prompt
+    can still fit (an image's cells are known once it is encoded)."""
 
-    def __init__(self, images: PromptImages | None, backend: Backend) -> None:
+    def __init__(self, images: PromptImages | None, backend: Backend, stop: threading.Event, context: int) -> None:
+        self._stop = stop
+        self._context = context
         self._images = images.images if images is not None else ()
         self._params = images.params if images is not None else ()
         self.marker = images.marker if images is not None else ""
         self._backend = backend
         self._done: list[Segment] = []
         self._placed = 0
+        self._cells = 0  # of the media chunks placed so far
         self.tokens: list[int] = []
 
     def add_image(self) -> None:
         if self._placed >= len(self._images):
             return  # the template repeated a message: the marker stays unused
+        if self._stop.is_set():
+            raise PromptCancelled
         self._close_run()
         try:
             encoded = self._backend.encode_image(self._images[self._placed])
@@ -148,9 +155,19 @@ class _Segments:
             if isinstance(segment, MediaChunk):
                 self._close_run()
                 self._done.append(segment)
+                self._cells += segment.n_cells
             else:
                 self.tokens += segment
         self._placed += 1
+        cells = self._cells + sum(len(s) for s in self._done if not isinstance(s, MediaChunk)) + len(self.tokens)
+        if cells >= self._context:
+            raise InvalidRequestError(
+                f"This model's maximum context length is {self._context} tokens. However, your messages resulted in "
+                f"at least {cells} tokens with {self._placed} of their {len(self._images)} images. Please reduce the "
+                "length of the messages or the number of images.",
+                param="messages",
+                code="context_length_exceeded",
+            )
 
     def _close_run(self) -> None:
         if self.tokens:
@@ -225,11 +242,4 @@ async def build_prompt(
     images: PromptImages | None = None,
 ) -> Prompt:
     """Build in ``pool``; if the caller is cancelled (its client left), the work stops."""
-    stop = threading.Event()
-    job = pool.submit(builder.build, messages, tools, stop, reasoning, images)
-    try:
-        return await asyncio.wrap_future(job)
-    except asyncio.CancelledError:
-        stop.set()
-        job.cancel()
-        raise
+    return await run_stoppable(pool, lambda stop: builder.build(messages, tools, stop, reasoning, images))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from chatport.protocol.backend import BackendStats, ShuttingDown
 from chatport.service.auth import Authenticator
 from chatport.service.chat import ChatService, shutting_down_error
+from chatport.service.files import start_pdf_reader
 from chatport.service.limits import RateLimiter
 from chatport.service.models import ModelRegistry
 from chatport.service.stored import StoredCompletions
@@ -40,16 +41,17 @@ class Services:
     draining: bool = field(default=False, init=False)
 
     async def start(self) -> None:
+        start_pdf_reader()
         if self.database is not None:
             try:
                 await self.database.ensure_ready()
             except StoreUnavailable as exc:
                 # Serving goes on; stored-completion routes answer 503 until it is back.
                 log.warning("completion store %s is unavailable: %s", describe(self.database.url), exc)
-        log.warning("auth: %s", await self.auth.describe())
+        log.warning("auth: %s", await self.auth.decide())
 
     async def stop(self) -> None:
-        self.chat.prompt_pool.shutdown(wait=False, cancel_futures=True)
+        self.chat.pools.shutdown()
         self.chat.audio.close()
         self.registry.close()
         await self.limits.close()
@@ -81,11 +83,13 @@ class Services:
         return Readiness(ready, checks)
 
     async def _store_state(self) -> str:
+        """ "ok" or "unavailable"; why is logged, never shown (a driver's error names hosts and users)."""
         assert self.database is not None
         try:
             await asyncio.wait_for(self.database.ping(), STORE_CHECK_SECONDS)
         except (StoreUnavailable, TimeoutError) as exc:
-            return f"unavailable: {exc or 'no answer within 2 s'}"
+            log.warning("readiness: the store is unavailable: %s", exc or f"no answer within {STORE_CHECK_SECONDS:g} s")
+            return "unavailable"
         return "ok"
 
 

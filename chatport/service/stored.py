@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from chatport.protocol.errors import APIError, InvalidRequestError, not_found_error, overloaded_error
-from chatport.service.checks import check_metadata
+from chatport.service.checks import check_metadata, check_storable
 from chatport.store.completions import CompletionStore, Order, Page, UnknownCursor
 from chatport.store.database import StoreUnavailable
 
@@ -74,8 +74,11 @@ def small_int(raw: str) -> int | None:
     return int(raw)
 
 
-def optional(raw: str | None) -> str | None:
-    """A query parameter given empty (``after=``) is treated as not given."""
+def optional(raw: str | None, param: str | None = None) -> str | None:
+    """A query parameter given empty (``after=``) is treated as not given; ``param``: the
+    value is matched against stored text (checked for what cannot be stored)."""
+    if raw and param is not None:
+        check_storable(raw, param)
     return raw or None
 
 
@@ -115,13 +118,15 @@ def parse_metadata_filter(items: Iterable[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
-def page(page: Page) -> dict[str, Any]:
+def list_object(page: Page) -> dict[str, Any]:
+    """A page as OpenAI's list object; ``first_id`` and ``last_id`` are strings, as the API
+    reference requires, empty when the page is."""
     items = page.items
     return {
         "object": "list",
         "data": items,
-        "first_id": items[0]["id"] if items else None,
-        "last_id": items[-1]["id"] if items else None,
+        "first_id": items[0]["id"] if items else "",
+        "last_id": items[-1]["id"] if items else "",
         "has_more": page.has_more,
     }
 
@@ -165,19 +170,19 @@ class StoredCompletions:
         limit = parse_limit(optional(params.get("limit")))
         order = parse_order(optional(params.get("order")))
         metadata = parse_metadata_filter(query)
-        after = optional(params.get("after"))
+        after = optional(params.get("after"), "after")
+        model = optional(params.get("model"), "model")
         try:
             with reachable():
-                result = await self.store.list(
-                    project, model=optional(params.get("model")), metadata=metadata, after=after, limit=limit, order=order
-                )
+                result = await self.store.list(project, model=model, metadata=metadata, after=after, limit=limit, order=order)
         except UnknownCursor:
             raise InvalidRequestError(
                 f"Invalid 'after': no stored chat completion has the id '{after}'.", param="after", code="invalid_value"
             ) from None
-        return page(result)
+        return list_object(result)
 
     async def retrieve(self, project: str, completion_id: str) -> dict[str, Any]:
+        check_storable(completion_id, "completion_id")
         with reachable():
             found = await self.store.get(project, completion_id)
         if found is None:
@@ -204,6 +209,7 @@ class StoredCompletions:
                 "Invalid type for 'metadata': expected an object of string values.", param="metadata", code="invalid_type"
             )
         check_metadata(metadata)
+        check_storable(completion_id, "completion_id")
         with reachable():
             updated = await self.store.update_metadata(project, completion_id, metadata)
         if updated is None:
@@ -211,6 +217,7 @@ class StoredCompletions:
         return updated
 
     async def delete(self, project: str, completion_id: str) -> dict[str, Any]:
+        check_storable(completion_id, "completion_id")
         with reachable():
             deleted = await self.store.delete(project, completion_id)
         if not deleted:
@@ -221,7 +228,8 @@ class StoredCompletions:
         params = dict(query)
         limit = parse_limit(optional(params.get("limit")))
         order = parse_order(optional(params.get("order")))
-        after = optional(params.get("after"))
+        check_storable(completion_id, "completion_id")
+        after = optional(params.get("after"), "after")
         position = None
         if after is not None:
             head, _, tail = after.rpartition("-")
@@ -236,4 +244,4 @@ class StoredCompletions:
             result = await self.store.messages(project, completion_id, after=position, limit=limit, order=order)
         if result is None:
             raise not_found(completion_id)
-        return page(result)
+        return list_object(result)

@@ -9,6 +9,7 @@ import llguidance as llg
 
 from chatport.protocol import requests as rq
 from chatport.protocol.errors import InvalidRequestError
+from chatport.service.bounds import check_schema
 from chatport.service.strict_schema import StrictSchemaCheck, invalid_schema
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ def grammar_for(request: rq.ChatCompletionRequest, messages: list[dict[str, Any]
     spec = fmt.json_schema
     name = spec.name
     schema = spec.schema_ if spec.schema_ is not None else {"type": "object"}
+    check_schema(schema, "response_format", lambda detail: invalid_schema(name, detail))
     if spec.strict:
         StrictSchemaCheck(name).check(schema)
     try:

@@ -53,7 +53,7 @@ class WhisperTranscriber:
                 )
             return self._model
 
-    def transcribe(self, samples: Samples) -> str:
+    def transcribe(self, samples: Samples, stop: threading.Event | None = None) -> str:
         model = self._loaded()
         segments, _info = model.transcribe(
             samples,
@@ -62,4 +62,9 @@ class WhisperTranscriber:
             vad_filter=False,
             condition_on_previous_text=False,
         )
-        return " ".join(segment.text.strip() for segment in segments).strip()
+        words = []
+        for segment in segments:  # decoded lazily, one window of audio at a time
+            words.append(segment.text.strip())
+            if stop is not None and stop.is_set():
+                break
+        return " ".join(words).strip()

@@ -58,7 +58,9 @@ def sqlstate(exc: BaseException) -> str | None:
 @contextmanager
 def outages_as_unavailable() -> Iterator[None]:
     """Outages become StoreUnavailable; every other database error stays what it is (a
-    bug, answered 500 and logged with its real class)."""
+    bug, answered 500 and logged with its real class). Values a client sends are checked
+    before they reach a query (a NUL character, a length), so a data exception here is the
+    server's own (service/checks.py: check_storable, check_metadata)."""
     try:
         yield
     except Exception as exc:
@@ -99,6 +101,13 @@ def migrations_config() -> Config:
     return config
 
 
+# Writes may wait this long for a lock (a completion being stored waits rather than fails);
+# the lookups every request makes (its key) wait only LOOKUP_SECONDS, then the store counts
+# as unavailable (503) instead of holding the request for half a minute.
+WRITE_SECONDS = 30
+LOOKUP_SECONDS = 2
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -108,16 +117,22 @@ class Database:
             path = target.split("///", 1)[1]
             if path and path != ":memory:":
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self.engine = create_async_engine(target, connect_args={"timeout": 30})
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            self.engine = create_async_engine(target, connect_args={"timeout": WRITE_SECONDS})
+            self.lookup_engine = create_async_engine(target, connect_args={"timeout": LOOKUP_SECONDS})
+            for engine in (self.engine, self.lookup_engine):
+                event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_async_engine(
+                target, pool_pre_ping=True, pool_size=10, connect_args={"timeout": 3, "command_timeout": WRITE_SECONDS}
+            )
+            self.lookup_engine = create_async_engine(
                 target,
                 pool_pre_ping=True,
-                pool_size=10,
-                connect_args={"timeout": 3, "command_timeout": 30},
+                pool_size=5,
+                connect_args={"timeout": LOOKUP_SECONDS, "command_timeout": LOOKUP_SECONDS},
             )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._lookups = async_sessionmaker(self.lookup_engine, expire_on_commit=False)
         self._migrated = False
         self._lock = asyncio.Lock()
 
@@ -149,6 +164,14 @@ class Database:
             async with self._sessions() as session, session.begin():
                 yield session
 
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[AsyncSession]:
+        """A short read that waits at most LOOKUP_SECONDS for a lock (StoreUnavailable then)."""
+        await self.ensure_ready()
+        with outages_as_unavailable():
+            async with asyncio.timeout(LOOKUP_SECONDS + 1), self._lookups() as session, session.begin():
+                yield session
+
     async def ping(self) -> None:
         await self.ensure_ready()
         with outages_as_unavailable():
@@ -157,6 +180,7 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        await self.lookup_engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:

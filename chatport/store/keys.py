@@ -86,7 +86,7 @@ class KeyStore:
 
     async def project_of(self, key: str) -> tuple[str, RateLimits] | None:
         """The project a live key belongs to, with its rate limits, or None."""
-        async with self.db.transaction() as session:
+        async with self.db.lookup() as session:
             row = (
                 await session.execute(
                     select(Project.name, Project.rpm, Project.tpm, Project.max_concurrent)
@@ -99,5 +99,5 @@ class KeyStore:
         return row.name, RateLimits(row.rpm, row.tpm, row.max_concurrent)
 
     async def any_live(self) -> bool:
-        async with self.db.transaction() as session:
+        async with self.db.lookup() as session:
             return bool(await session.scalar(select(func.count()).where(ApiKey.revoked_at.is_(None))))

@@ -13,6 +13,7 @@ import io
 import re
 import shutil
 import subprocess
+import time
 
 import av
 import httpx
@@ -20,6 +21,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
+from tests.e2e.test_cancellation import reused
 from tests.e2e.test_node_sdk import run_node_script
 from tests.support.streams import stream_to_length
 
@@ -87,7 +89,7 @@ def spoken(tmp_path_factory) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("source", ["piper", "espeak", "piper-mp3"])
-def test_speech_from_two_synthesizers_is_heard_as_the_words_spoken(client, spoken, source):
+def test_speech_from_two_synthesizers_is_heard_as_the_words_spoken(server, client, spoken, source):
     data = spoken[source]
     said = ESPEAK_SENTENCE if source == "espeak" else SENTENCE
     heard = client.audio.transcriptions.create(model="whisper-1", file=("speech.wav", data)).text
@@ -98,11 +100,14 @@ def test_speech_from_two_synthesizers_is_heard_as_the_words_spoken(client, spoke
     with_audio = client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": [question, audio_part(data, fmt)]}], max_tokens=3
     )
-    typed = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": [question, {"type": "text", "text": heard}]}], max_tokens=3
+    typed, cached = reused(
+        server,
+        lambda: client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": [question, {"type": "text", "text": heard}]}], max_tokens=3
+        ),
     )
     assert with_audio.usage.prompt_tokens == typed.usage.prompt_tokens
-    assert typed.usage.prompt_tokens_details.cached_tokens == typed.usage.prompt_tokens - 1
+    assert cached == typed.usage.prompt_tokens - 1
     assert with_audio.usage.prompt_tokens_details.audio_tokens >= len(words(said))
     assert typed.usage.prompt_tokens_details.audio_tokens == 0
 
@@ -193,18 +198,21 @@ def test_a_streamed_spoken_answer_joins_into_valid_pcm16(client):
     assert message.audio.id == ids[0] and message.audio.expires_at == expires[0]
 
 
-def test_an_earlier_spoken_answer_is_referred_to_by_id(client):
+def test_an_earlier_spoken_answer_is_referred_to_by_id(server, client):
     answer = spoken_answer(client, "Say hello.", "wav", max_tokens=20)
     audio = answer.choices[0].message.audio
     follow = [{"role": "user", "content": "Say hello."}, None, {"role": "user", "content": "Again, louder."}]
     by_id = client.chat.completions.create(
         model=MODEL, messages=[follow[0], {"role": "assistant", "audio": {"id": audio.id}}, follow[2]], max_tokens=3
     )
-    typed = client.chat.completions.create(
-        model=MODEL, messages=[follow[0], {"role": "assistant", "content": audio.transcript}, follow[2]], max_tokens=3
+    typed, cached = reused(
+        server,
+        lambda: client.chat.completions.create(
+            model=MODEL, messages=[follow[0], {"role": "assistant", "content": audio.transcript}, follow[2]], max_tokens=3
+        ),
     )
     assert by_id.usage.prompt_tokens == typed.usage.prompt_tokens
-    assert typed.usage.prompt_tokens_details.cached_tokens == typed.usage.prompt_tokens - 1
+    assert cached == typed.usage.prompt_tokens - 1
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(
             model=MODEL, messages=[follow[0], {"role": "assistant", "audio": {"id": "audio_unknown"}}, follow[2]], max_tokens=3
@@ -289,3 +297,38 @@ def test_the_typescript_seed_example(server):
     assert report["content"] is None
     assert report["transcript"] and report["bytes"] > 1000
     assert report["mp3"]  # the data is an MP3 stream
+
+
+# --- issue 26: a request's audio, budgeted --------------------------------------------------
+
+
+def silence(seconds: float, rate: int = 16_000) -> bytes:
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"\0\0" * int(seconds * rate))
+    return buf.getvalue()
+
+
+def ask_with_audio(server, parts: list[dict]) -> httpx.Response:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": parts}], "max_tokens": 2}
+    return httpx.post(server.api + "/chat/completions", json=body, timeout=120)
+
+
+def test_audio_parts_and_seconds_are_capped_before_anything_is_transcribed(server):
+    from chatport.service.audio import MAX_AUDIO_PARTS, MAX_AUDIO_SECONDS
+
+    too_many = ask_with_audio(server, [audio_part(silence(0.5))] * (MAX_AUDIO_PARTS + 1))
+    assert too_many.status_code == 400 and too_many.json()["error"]["code"] == "too_many_audio_parts"
+    started = time.monotonic()
+    half = silence(MAX_AUDIO_SECONDS / 2 + 1)
+    too_long = ask_with_audio(server, [audio_part(half), audio_part(half)])
+    assert too_long.status_code == 400, too_long.text
+    error = too_long.json()["error"]
+    assert error["code"] == "audio_too_long" and error["param"] == "messages[0].content[1]"
+    # Decoded, not transcribed: ten minutes of speech would take Whisper far longer.
+    assert time.monotonic() - started < 30

@@ -19,6 +19,14 @@ def metric(server, name: str) -> float:
     raise AssertionError(f"no {name} metric")
 
 
+def reused(server, ask):
+    """(what ``ask()`` returned, the prompt tokens the engine reused for it): exactly, from
+    /metrics, where usage reports cached_tokens in whole blocks of 128."""
+    before = metric(server, "chatport_prompt_tokens_cached_total")
+    result = ask()
+    return result, int(metric(server, "chatport_prompt_tokens_cached_total") - before)
+
+
 def running_sequences(server) -> float:
     return metric(server, "chatport_running_sequences")
 

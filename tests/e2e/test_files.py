@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
+from tests.e2e.test_cancellation import reused
 from tests.support.pdf import make_pdf
 
 
@@ -26,7 +27,7 @@ def ask(client, parts: list[dict]):
 QUESTION = {"type": "text", "text": "What does the document say?"}
 
 
-def test_a_pdf_is_read_as_its_text(client):
+def test_a_pdf_is_read_as_its_text(server, client):
     pdf = make_pdf(["The launch code is BLUE HERON.", None])
     file_part = {
         "type": "file",
@@ -36,22 +37,22 @@ def test_a_pdf_is_read_as_its_text(client):
         '<file name="memo.pdf">\n--- page 1 ---\nThe launch code is BLUE HERON.\n--- page 2 ---\n(no text on this page)\n</file>'
     )
     with_file = ask(client, [QUESTION, file_part])
-    as_text = ask(client, [QUESTION, {"type": "text", "text": typed}])
-    same_prompt(with_file, as_text)
+    same_prompt(server, with_file, lambda: ask(client, [QUESTION, {"type": "text", "text": typed}]))
 
 
-def same_prompt(first, second) -> None:
+def same_prompt(server, first, ask_second) -> None:
+    """``ask_second()`` sends the text ``first`` should have become: the same prompt, whose
+    tokens all but the last (its logits are computed again) come from the cache."""
+    second, cached = reused(server, ask_second)
     assert first.usage.prompt_tokens == second.usage.prompt_tokens
-    # All but the last token, whose logits are computed again, came from the cache.
-    assert second.usage.prompt_tokens_details.cached_tokens == second.usage.prompt_tokens - 1
+    assert cached == second.usage.prompt_tokens - 1
 
 
-def test_a_text_file_as_bare_base64_as_the_sdk_docs_show(client):
+def test_a_text_file_as_bare_base64_as_the_sdk_docs_show(server, client):
     file_part = {"type": "file", "file": {"filename": "notes.md", "file_data": base64.b64encode(b"# Notes\nbuy milk").decode()}}
     typed = '<file name="notes.md">\n# Notes\nbuy milk\n</file>'
     with_file = ask(client, [file_part, QUESTION])
-    as_text = ask(client, [{"type": "text", "text": typed}, QUESTION])
-    same_prompt(with_file, as_text)
+    same_prompt(server, with_file, lambda: ask(client, [{"type": "text", "text": typed}, QUESTION]))
 
 
 @pytest.mark.parametrize(

@@ -236,3 +236,119 @@ def test_a_data_error_in_the_store_is_a_500_that_says_so_not_store_unavailable(t
         assert client.models.list().data  # and the server goes on
     finally:
         stop_server(srv)
+
+
+# --- issue 26: what the second probe found ------------------------------------------------
+
+
+NUL = "a\x00b"
+
+
+def test_a_nul_character_is_a_400_naming_the_parameter_on_postgresql(tmp_path):
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    url = create_pg_database()
+    srv = start_server(str(tmp_path), "--store", url)
+    try:
+        client = OpenAI(base_url=srv.api, api_key="x", max_retries=0)
+        done = client.chat.completions.create(model=MODEL, messages=USER, max_tokens=1, store=True)
+        before = [c.id for c in client.chat.completions.list(limit=100)]
+        refused = {
+            "metadata": lambda: chat(srv, store=True, metadata={NUL: "v"}),
+            "metadata.k": lambda: chat(srv, store=True, metadata={"k": NUL}),
+            "metadata.k ": lambda: httpx.post(srv.api + f"/chat/completions/{done.id}", json={"metadata": {"k": NUL}}),
+            "completion_id": lambda: httpx.get(srv.api + "/chat/completions/chatcmpl-%00x"),
+            "completion_id ": lambda: httpx.delete(srv.api + "/chat/completions/chatcmpl-%00x"),
+            "after": lambda: httpx.get(srv.api + "/chat/completions", params={"after": NUL}),
+            "model": lambda: httpx.get(srv.api + "/chat/completions", params={"model": NUL}),
+            "metadata[k]": lambda: httpx.get(srv.api + "/chat/completions", params={"metadata[k]": NUL}),
+        }
+        for param, send in refused.items():
+            response = send()
+            assert response.status_code == 400, (param, response.status_code, response.text)
+            assert response.json()["error"]["param"] == param.strip().replace("metadata[k]", "metadata.k"), response.text
+        # Refused before generating: nothing was stored by the two requests with bad metadata.
+        assert [c.id for c in client.chat.completions.list(limit=100)] == before
+        # NUL in message content is stored and read back as sent.
+        kept = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": NUL}], max_tokens=1, store=True)
+        assert client.chat.completions.messages.list(kept.id).data[0].content == NUL
+    finally:
+        stop_server(srv)
+        drop_pg_database(url)
+
+
+def test_a_trickled_body_is_cut_by_the_minimum_rate(edge_server):
+    # One byte each 0.6 s: every part arrives within --body-timeout (1 s), but the whole body
+    # falls below the minimum rate once the first second is over.
+    with socket.create_connection(("127.0.0.1", edge_server.port)) as sock:
+        sock.sendall(JSON_POST + b"Content-Length: 1000\r\n\r\n")
+        started = time.monotonic()
+        sock.settimeout(10)
+        answer = b""
+        for _ in range(20):
+            try:
+                sock.sendall(b" ")
+            except OSError:
+                break
+            try:
+                sock.settimeout(0.6)
+                answer += sock.recv(65536)
+                if answer:
+                    break
+            except TimeoutError:
+                continue
+        answer += _read_all(sock, 5)
+    assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer
+    assert time.monotonic() - started < 5
+
+
+def test_one_address_cannot_hold_every_connection(tmp_path):
+    srv = start_server(str(tmp_path), "--max-connections", "64", "--max-connections-per-address", "16")
+    held = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(16)]
+    try:
+        time.sleep(0.2)
+        with socket.create_connection(("127.0.0.1", srv.port)) as extra:
+            answer = _read_all(extra)
+        assert answer.startswith(b"HTTP/1.1 503") and b"too_many_connections" in answer
+        # Another address (all of 127/8 is loopback) is served while the first holds its share.
+        other = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+        assert other.get(srv.api + "/models").status_code == 200
+    finally:
+        for sock in held:
+            sock.close()
+        stop_server(srv)
+
+
+def test_a_host_with_anything_after_the_brackets_is_refused(server):
+    for host in ("[::1]evil.example", "[::1]evil.example:80", "localhost:x"):
+        r = httpx.get(server.api + "/models", headers={"host": host})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_host", host
+    assert httpx.get(server.api + "/models", headers={"host": f"[::1]:{server.port}"}).status_code == 200
+
+
+def test_ready_shows_its_checks_only_to_a_valid_key(tmp_path):
+    from tests.conftest import cli_key
+
+    store = f"sqlite:///{tmp_path}/k.db"
+    key, _ = cli_key(store, "team")
+    srv = start_server(str(tmp_path), "--store", store)
+    try:
+        anonymous = httpx.get(srv.base_url + "/ready")
+        assert anonymous.status_code == 200 and anonymous.json() == {"status": "ready"}
+        keyed = httpx.get(srv.base_url + "/ready", headers={"authorization": f"Bearer {key}"})
+        assert keyed.json()["checks"] == {"model:" + MODEL: "ok", "store": "ok", "draining": "no"}
+    finally:
+        stop_server(srv)
+
+
+def test_an_empty_list_has_string_ids(server):
+    page = httpx.get(server.api + "/chat/completions", params={"metadata[never]": "set"}).json()
+    assert page == {"object": "list", "data": [], "first_id": "", "last_id": "", "has_more": False}
+
+
+def test_an_integer_past_64_bits_is_out_of_range_not_a_decimal(server):
+    body = b'{"model":"%s","messages":[{"role":"user","content":"hi"}],"max_tokens":18446744073709551616}' % MODEL.encode()
+    r = httpx.post(server.api + "/chat/completions", content=body, headers={"content-type": "application/json"})
+    error = r.json()["error"]
+    assert r.status_code == 400 and error["param"] == "max_tokens" and error["code"] == "integer_above_max_value"
+    assert "18446744073709551616" in error["message"] and "decimal" not in error["message"]

@@ -131,4 +131,6 @@ def test_streaming_run_tools_ends_like_run_tools(report):
 def test_a_file_part_as_the_sdk_docs_show_it_reads_as_its_text(report):
     file = report["file"]
     assert file["prompt_tokens"] == file["typed_prompt_tokens"]
-    assert file["typed_cached_tokens"] == file["typed_prompt_tokens"] - 1
+    # The typed text's prompt is the file's (tests/e2e/test_files.py checks it token for
+    # token); the SDK reads cached_tokens in OpenAI's whole blocks.
+    assert file["typed_cached_tokens"] % 128 == 0

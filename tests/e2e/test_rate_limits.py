@@ -73,20 +73,54 @@ def test_two_servers_share_a_projects_requests_per_minute(shared):
         assert "Limit 4" in info.value.message
 
 
-def test_tokens_per_minute_refuse_once_used(shared):
+def test_tokens_per_minute_are_reserved_when_a_request_starts(shared, eog_bias):
+    # Before: 12 requests at once of a 300 TPM project were all admitted and used 1,615
+    # tokens in their minute (tokens were only counted when an answer ended).
     store, (a, b) = shared
+    key = limited_key(store, tpm=300)
+    _wait_for_fresh_minute(40)
+    clients = [OpenAI(base_url=s.api, api_key=key, max_retries=0) for s in (a, b)]
+    answered, refused = [], []
+
+    def one(i: int) -> None:
+        try:
+            done = clients[i % 2].chat.completions.create(model=MODEL, messages=USER, max_tokens=100, logit_bias=eog_bias)
+            answered.append(done.usage.total_tokens)
+        except openai.RateLimitError as exc:
+            refused.append(exc)
+
+    workers = [threading.Thread(target=one, args=(i,)) for i in range(12)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert answered and refused
+    assert sum(answered) <= 300, answered  # what the minute allows, not what was asked at once
+    assert all(exc.type == "tokens" and "Requested" in exc.message for exc in refused)
+
+
+def test_a_request_larger_than_the_limit_is_refused_as_too_large(shared):
+    store, (a, _) = shared
     key = limited_key(store, tpm=30)
+    with pytest.raises(openai.RateLimitError) as info:
+        OpenAI(base_url=a.api, api_key=key, max_retries=0).chat.completions.create(model=MODEL, messages=USER, max_tokens=20)
+    assert info.value.type == "tokens" and "Request too large" in info.value.message and "Limit 30" in info.value.message
+
+
+def test_what_an_answer_used_is_what_the_minute_counts(shared):
+    store, (a, b) = shared
+    key = limited_key(store, tpm=1000)
     _wait_for_fresh_minute(30)
     first = OpenAI(base_url=a.api, api_key=key, max_retries=0).chat.completions.with_raw_response.create(
         model=MODEL, messages=USER, max_tokens=20
     )
-    assert first.headers["x-ratelimit-limit-tokens"] == "30"
-    assert first.headers["x-ratelimit-remaining-tokens"] == "30"
+    assert first.headers["x-ratelimit-limit-tokens"] == "1000"
     used = first.parse().usage.total_tokens
-    assert used >= 30  # the prompt alone is longer than that
-    with pytest.raises(openai.RateLimitError) as info:
-        OpenAI(base_url=b.api, api_key=key, max_retries=0).chat.completions.create(model=MODEL, messages=USER, max_tokens=1)
-    assert info.value.type == "tokens" and f"Used {used}" in info.value.message
+    # The reservation (prompt + 20) was settled to the tokens used.
+    second = OpenAI(base_url=b.api, api_key=key, max_retries=0).chat.completions.with_raw_response.create(
+        model=MODEL, messages=USER, max_tokens=1
+    )
+    assert second.headers["x-ratelimit-remaining-tokens"] == str(1000 - used)
 
 
 def test_concurrent_requests_are_limited_and_released(shared, eog_bias):
@@ -119,15 +153,110 @@ def test_projects_without_limits_get_no_limit_headers(server):
 def test_failed_key_lookups_are_throttled_per_address(tmp_path):
     store = f"sqlite:///{tmp_path}/k.db"
     key = limited_key(store, rpm=1000)
+    other = limited_key(store, rpm=1000)
     srv = start_server(str(tmp_path), "--store", store)  # the key exists before: authentication is on
     try:
         _wait_for_fresh_minute(30)
         with httpx.Client(base_url=srv.api) as http:
+            assert http.get("/models", headers={"authorization": f"Bearer {key}"}).status_code == 200
             codes = [http.get("/models", headers={"authorization": f"Bearer sk-cp-guess-{i:04d}"}).status_code for i in range(60)]
             assert codes == [401] * 60
             throttled = http.get("/models", headers={"authorization": "Bearer sk-cp-guess-last"})
             assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
-            # Until the minute is over, this address gets no answer about any key.
-            assert http.get("/models", headers={"authorization": f"Bearer {key}"}).status_code == 429
+            # Until the minute is over, this address gets no answer about any key it has not used before...
+            assert http.get("/models", headers={"authorization": f"Bearer {other}"}).status_code == 429
+            # ...while the key it was using goes on working: a guesser sharing its address cannot lock it out.
+            assert http.get("/models", headers={"authorization": f"Bearer {key}"}).status_code == 200
+    finally:
+        stop_server(srv)
+
+
+# --- what no client can do to the limits ------------------------------------------------
+
+
+def test_projects_without_limits_are_served_while_redis_is_unreachable(tmp_path):
+    store = f"sqlite:///{tmp_path}/k.db"
+    free = limited_key(store)
+    limited = limited_key(store, rpm=100)
+    srv = start_server(str(tmp_path), "--store", store, "--limits", "redis://127.0.0.1:1/0")  # nothing listens there
+    try:
+        assert OpenAI(base_url=srv.api, api_key=free, max_retries=0).models.list().data
+        with pytest.raises(openai.InternalServerError) as info:
+            OpenAI(base_url=srv.api, api_key=limited, max_retries=0).models.list()
+        assert info.value.status_code == 503 and info.value.body["code"] == "limits_unavailable"
+        # The failed-key throttle goes on, counted in this process.
+        with httpx.Client(base_url=srv.api) as http:
+            codes = [http.get("/models", headers={"authorization": f"Bearer sk-cp-guess-{i}"}).status_code for i in range(61)]
+        assert codes[:60] == [401] * 60 and codes[60] == 429
+    finally:
+        stop_server(srv)
+
+
+def test_a_server_killed_mid_request_gives_its_places_back(tmp_path, eog_bias):
+    # Before: a kill -9 left its in-flight places in Redis for up to 600 s.
+    store = f"sqlite:///{tmp_path}/k.db"
+    key = limited_key(store, max_concurrent=1)
+    doomed = start_server(str(tmp_path), "--store", store, "--limits", REDIS)
+    other = start_server(str(tmp_path), "--store", store, "--limits", REDIS)
+    try:
+        with httpx.stream(
+            "POST",
+            doomed.api + "/chat/completions",
+            headers={"authorization": f"Bearer {key}"},
+            json={"model": MODEL, "messages": USER, "max_tokens": 1000, "logit_bias": eog_bias, "stream": True},
+            timeout=60,
+        ) as stream:
+            assert stream.status_code == 200, stream.read()
+            lines = stream.iter_lines()  # kept: a dropped iterator closes the response
+            next(lines)  # the place is held
+            with pytest.raises(openai.RateLimitError):
+                OpenAI(base_url=other.api, api_key=key, max_retries=0).models.list()
+            doomed.process.kill()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                OpenAI(base_url=other.api, api_key=key, max_retries=0).models.list()
+                break
+            except openai.RateLimitError:
+                assert time.monotonic() < deadline, "the dead server's place was never given back"
+                time.sleep(1)
+    finally:
+        stop_server(other)
+        stop_server(doomed)
+
+
+def test_metrics_and_the_status_page_count_wrong_keys_too(tmp_path):
+    store = f"sqlite:///{tmp_path}/k.db"
+    limited_key(store)
+    srv = start_server(str(tmp_path), "--store", store)
+    try:
+        _wait_for_fresh_minute(30)
+        with httpx.Client(base_url=srv.base_url) as http:
+            codes = [
+                http.get(path, headers={"authorization": f"Bearer sk-cp-guess-{i}"}).status_code
+                for i in range(30)
+                for path in ("/metrics", "/ui/status")
+            ]
+            assert codes == [401] * 60
+            assert http.get("/metrics", headers={"authorization": "Bearer sk-cp-guess-more"}).status_code == 429
+    finally:
+        stop_server(srv)
+
+
+def test_x_forwarded_for_is_ignored_unless_from_a_trusted_proxy(tmp_path):
+    store = f"sqlite:///{tmp_path}/k.db"
+    limited_key(store)
+    srv = start_server(str(tmp_path), "--store", store)
+    try:
+        _wait_for_fresh_minute(30)
+        with httpx.Client(base_url=srv.api) as http:
+            # A new "address" for every guess: before, each got its own count from loopback.
+            codes = [
+                http.get(
+                    "/models", headers={"authorization": f"Bearer sk-cp-guess-{i}", "x-forwarded-for": f"203.0.113.{i}"}
+                ).status_code
+                for i in range(61)
+            ]
+        assert codes[:60] == [401] * 60 and codes[60] == 429
     finally:
         stop_server(srv)

@@ -119,3 +119,45 @@ async def test_spoken_answers_are_kept_per_project_until_they_expire():
     assert await answers.transcript("p1", "audio_1", now=1_000) == "hello"
     assert await answers.transcript("p2", "audio_1", now=1_000) is None
     assert await answers.transcript("p1", "audio_1", now=2_000) is None
+
+
+class CountingTranscriber:
+    """Hears a long sentence in any audio, and counts how often it was asked."""
+
+    sample_rate = 16_000
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def transcribe(self, samples, stop=None) -> str:
+        self.calls += 1
+        return "word " * 500
+
+
+def wav_part(seconds: float) -> dict:
+    data = encode_output(tone(seconds, 16_000), 16_000, "wav")
+    return {
+        "role": "user",
+        "content": [{"type": "input_audio", "input_audio": {"data": base64.b64encode(data).decode(), "format": "wav"}}],
+    }
+
+
+async def test_transcribing_stops_once_the_transcripts_cannot_fit():
+    from chatport.protocol.errors import context_length_exceeded
+    from chatport.protocol.requests import ChatCompletionRequest
+
+    transcriber = CountingTranscriber()
+    service = AudioService(transcriber, None)
+    request = ChatCompletionRequest.model_validate({"model": "m", "messages": [wav_part(0.5)] * 5})
+    heard: list[str] = []
+
+    def fits(transcript: str) -> None:
+        heard.append(transcript)
+        if len(heard) >= 2:
+            raise context_length_exceeded(100, 1000)
+
+    with pytest.raises(InvalidRequestError) as caught:
+        await service.transcripts(request.messages, fits)
+    assert caught.value.code == "context_length_exceeded"
+    assert transcriber.calls == 2  # of five parts
+    service.close()

@@ -121,3 +121,27 @@ def test_limits_on_size_and_pages(monkeypatch):
     monkeypatch.setattr(files, "MAX_FILE_BYTES", 1000)
     err = error(FileRef(filename="big.txt", file_data=data_url(b"x" * 2000, "text/plain")))
     assert err.code == "file_too_large"
+
+
+def test_a_pdf_bomb_is_refused_by_its_operator_budget():
+    from chatport.bench.attacks import pdf_bomb
+
+    with pytest.raises(InvalidRequestError) as caught:
+        files.pdf_text(pdf_bomb(pages=100, operators=200_000), "messages[0].content[0].file.file_data", "bomb.pdf")
+    assert caught.value.code == "file_too_large" and "300,000 content operators" in caught.value.message
+
+
+def test_reading_stops_when_the_client_leaves_and_at_the_deadline(monkeypatch):
+    import time
+
+    from chatport.bench.attacks import pdf_bomb
+
+    bomb = pdf_bomb(pages=100, operators=2_000)
+    left = files.FileWork()
+    left.stop.set()
+    with pytest.raises(files.FileWorkStopped):
+        files.pdf_text(bomb, "p", "bomb.pdf", work=left)
+    late = files.FileWork(deadline=time.monotonic() - 1)
+    with pytest.raises(InvalidRequestError) as caught:
+        files.pdf_text(bomb, "p", "bomb.pdf", work=late)
+    assert caught.value.code == "file_too_large" and "could not be read within 30 seconds" in caught.value.message

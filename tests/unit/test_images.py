@@ -12,7 +12,7 @@ import time
 import PIL.Image
 import pytest
 
-from chatport.protocol.errors import InvalidRequestError
+from chatport.protocol.errors import APIError, InvalidRequestError
 from chatport.service.fetch import FetchError, FetchPolicy, ImageFetcher, is_public
 from chatport.service.images import LOW_DETAIL_SIDE, data_url_bytes, decode_image
 from tests.support.images import animated_gif, encode, image_host, picture, redirect, send
@@ -112,6 +112,18 @@ def test_bad_data_urls(url, why):
         ("fd00::1", False),
         ("::ffff:127.0.0.1", False),  # loopback spelled as IPv6
         ("::ffff:169.254.169.254", False),
+        # IPv6 forms that embed an IPv4 address are judged by it:
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of the metadata service
+        ("64:ff9b::5db8:d822", True),  # NAT64 of a public address
+        ("64:ff9b:1::808:808", False),  # NAT64 for local use: refused whatever it holds
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("2002:a00:1::1", False),  # 6to4 of 10.0.0.1
+        ("2002:5db8:d822::1", True),  # 6to4 of a public address
+        ("::7f00:1", False),  # IPv4-compatible 127.0.0.1
+        ("::a9fe:a9fe", False),
+        ("::ffff:0:7f00:1", False),  # IPv4-translated 127.0.0.1
+        ("fec0::1", False),  # site-local
     ],
 )
 def test_which_addresses_are_public(address, public):
@@ -237,3 +249,37 @@ def test_one_request_holds_at_most_100_images():
                 assert caught.value.code == "too_many_images"
             else:
                 assert len(asyncio.run(load_images(request.messages, ImageFetcher(), pool))) == 100
+
+
+async def test_decoded_pixels_are_shared_by_all_requests(monkeypatch):
+    from chatport.service import images
+
+    monkeypatch.setattr(images, "PIXEL_WAIT_SECONDS", 0.2)
+    budget = images.PixelBudget(100)
+    await budget.take(60)
+    waiting = asyncio.ensure_future(budget.take(60))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # no room until the first gives some back
+    await budget.give(60)
+    await waiting
+    assert budget.free == 40
+    with pytest.raises(APIError) as caught:
+        await budget.take(50)
+    assert caught.value.status_code == 503 and caught.value.code == "server_overloaded"
+
+
+def test_one_requests_pixels_are_capped_before_they_are_decoded():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chatport.protocol.requests import ChatCompletionRequest
+    from chatport.service.images import MAX_REQUEST_PIXELS, PixelBudget, load_images
+    from tests.support.images import data_url
+
+    big = data_url(encode(PIL.Image.new("RGB", (6000, 6000), "red"), "PNG"))  # 36 Mpixel, a small file
+    part = {"type": "image_url", "image_url": {"url": big}}
+    request = ChatCompletionRequest.model_validate({"model": "m", "messages": [{"role": "user", "content": [part] * 3}]})
+    budget = PixelBudget()
+    with ThreadPoolExecutor(1) as pool, pytest.raises(InvalidRequestError) as caught:
+        asyncio.run(load_images(request.messages, ImageFetcher(), pool, budget))
+    assert caught.value.code == "image_too_large" and f"{MAX_REQUEST_PIXELS:,}" in caught.value.message
+    assert budget.free == PixelBudget().free  # what it took was given back

@@ -115,3 +115,69 @@ def test_limits_stores_are_named_by_url():
     assert isinstance(counters_for("redis://127.0.0.1:6379/0"), RedisCounters)
     with pytest.raises(ValueError):
         counters_for("postgresql://x")
+
+
+# --- issue 26: reservations, the known-good exemption, heartbeats ----------------------------
+
+
+async def test_tokens_are_reserved_at_admission_and_settled_to_what_was_used(counters):
+    limiter = RateLimiter(counters)
+    who = Principal("p", RateLimits(tpm=300))
+    first, second, third = [await limiter.admit(who) for _ in range(3)]
+    await first.reserve(30, 100)  # 130 held
+    await second.reserve(30, 100)  # 260 held
+    with pytest.raises(APIError) as info:
+        await third.reserve(30, 100)  # 390 would pass the limit
+    assert info.value.status_code == 429 and info.value.error_type == "tokens"
+    assert "Used 260, Requested 130" in info.value.message
+    await first.charge(40)  # the answer used 40 of its 130
+    assert (await limiter.admit(who)).headers["x-ratelimit-remaining-tokens"] == str(300 - 40 - 130)
+    await second.release()  # ended unanswered (the client left): its prompt stays billed
+    assert (await limiter.admit(who)).headers["x-ratelimit-remaining-tokens"] == str(300 - 40 - 30)
+
+
+async def test_a_request_larger_than_the_whole_limit_is_too_large(counters):
+    ticket = await RateLimiter(counters).admit(Principal("p", RateLimits(tpm=100)))
+    with pytest.raises(APIError) as info:
+        await ticket.reserve(80, 50)
+    assert "Request too large" in info.value.message and "Requested 130" in info.value.message
+
+
+async def test_keys_an_address_already_used_pass_its_throttle(counters):
+    limiter = RateLimiter(counters, auth_failures_per_minute=3)
+    limiter.key_worked("10.0.0.1", "sk-cp-good")
+    for _ in range(3):
+        await limiter.key_failed("10.0.0.1")
+    await limiter.check_address("10.0.0.1", "sk-cp-good")  # its own key goes on working
+    for token in ("sk-cp-guess", "sk-cp-other-good", None):
+        with pytest.raises(APIError):
+            await limiter.check_address("10.0.0.1", token)
+    limiter.key_worked("10.0.0.2", "sk-cp-other-good")
+    with pytest.raises(APIError):  # known good from another address only
+        await limiter.check_address("10.0.0.1", "sk-cp-other-good")
+
+
+async def test_the_failed_key_throttle_works_without_redis():
+    limiter = RateLimiter(RedisCounters("redis://127.0.0.1:1/0"), auth_failures_per_minute=2)
+    for _ in range(2):
+        await limiter.check_address("10.0.0.1")
+        await limiter.key_failed("10.0.0.1")
+    with pytest.raises(APIError) as info:
+        await limiter.check_address("10.0.0.1")
+    assert info.value.status_code == 429  # counted in this process, not a 503 for everyone
+
+
+async def test_a_dead_servers_places_go_with_its_heartbeat():
+    prefix = f"chatport-test:{secrets.token_hex(4)}:"
+    alive, dead = RedisCounters(REDIS_URL, prefix=prefix), RedisCounters(REDIS_URL, prefix=prefix)
+    assert await dead.enter("p:in-flight", 2) and await dead.enter("p:in-flight", 2)
+    assert not await alive.enter("p:in-flight", 2)
+    # The dead server's heartbeat stops (as kill -9 leaves it: no leave, no goodbye).
+    dead._beats.cancel()
+    await dead._redis.delete(f"{prefix}server:{dead.server_id}")
+    assert await alive.enter("p:in-flight", 2)  # its places are dropped at the next count
+    await alive.leave("p:in-flight")
+    await alive.close()
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -74,73 +74,75 @@ async def test_a_state_the_context_refuses_is_a_clean_miss():
 
 def test_memory_is_capped_least_recently_used_first():
     prompt_cache = cache(ram_bytes=250)
-    prompt_cache.keep(list(range(300)), b"a" * 100)
-    prompt_cache.keep(list(range(1000, 1300)), b"b" * 100)
-    assert prompt_cache.load(prompt_cache.best(list(range(300)))[0]) == b"a" * 100  # a is now the most recent
-    prompt_cache.keep(list(range(2000, 2300)), b"c" * 100)
-    assert prompt_cache.best(list(range(1000, 1300)))[1] == 0  # b went
-    assert prompt_cache.best(list(range(300)))[1] == 300
+    prompt_cache.keep(list(range(300)), b"a" * 100, "p")
+    prompt_cache.keep(list(range(1000, 1300)), b"b" * 100, "p")
+    assert prompt_cache.load(prompt_cache.best(list(range(300)), "p")[0]) == b"a" * 100  # a is now the most recent
+    prompt_cache.keep(list(range(2000, 2300)), b"c" * 100, "p")
+    assert prompt_cache.best(list(range(1000, 1300)), "p")[1] == 0  # b went
+    assert prompt_cache.best(list(range(300)), "p")[1] == 300
     assert prompt_cache.ram_used == 200
 
 
 def test_a_longer_prefix_replaces_its_own_prefixes():
     prompt_cache = cache()
-    prompt_cache.keep(list(range(300)), b"s" * 10)
-    prompt_cache.keep(list(range(400)), b"l" * 20)
-    assert prompt_cache.ram_used == 20 and prompt_cache.holds(list(range(350)))
+    prompt_cache.keep(list(range(300)), b"s" * 10, "p")
+    prompt_cache.keep(list(range(400)), b"l" * 20, "p")
+    assert prompt_cache.ram_used == 20 and prompt_cache.holds(list(range(350)), "p")
 
 
 def test_24h_prefixes_survive_a_restart(tmp_path):
     first = cache(tmp_path, ram_bytes=0)
-    first.write(list(range(500)), b"state" * 100)
+    first.write(list(range(500)), b"state" * 100, "p")
     first.flush()
     reborn = cache(tmp_path)  # a new server: the index is read from the directory
-    entry, shared = reborn.best([*range(400), -5])
+    entry, shared = reborn.best([*range(400), -5], "p")
     assert shared == 400 and reborn.load(entry) == b"state" * 100
 
 
 def test_disk_entries_expire_after_24_hours(tmp_path):
     now = [1_000_000.0]
     writer = cache(tmp_path, clock=lambda: now[0])
-    writer.write(list(range(300)), b"s" * 50)
+    writer.write(list(range(300)), b"s" * 50, "p")
     writer.flush()
     now[0] += DISK_SECONDS + 1
     later = cache(tmp_path, clock=lambda: now[0])
-    assert later.best(list(range(300))) == (None, 0)
+    assert later.best(list(range(300)), "p") == (None, 0)
     assert os.listdir(tmp_path) == []  # and the file is gone
 
 
 def test_a_corrupt_or_foreign_file_is_a_clean_miss(tmp_path):
     writer = cache(tmp_path)
-    writer.write(list(range(300)), b"s" * 500)
+    writer.write(list(range(300)), b"s" * 500, "p")
     writer.flush()
     (path,) = [os.path.join(tmp_path, n) for n in os.listdir(tmp_path)]
     with open(path, "r+b") as f:  # one flipped byte in the state
         f.seek(-10, os.SEEK_END)
         f.write(b"X")
     reader = cache(tmp_path)
-    entry, shared = reader.best(list(range(300)))
+    entry, shared = reader.best(list(range(300)), "p")
     assert shared == 300 and reader.load(entry) is None
-    assert reader.best(list(range(300))) == (None, 0) and not os.path.exists(path)
-    writer.write(list(range(300)), b"s" * 500)
+    assert reader.best(list(range(300)), "p") == (None, 0) and not os.path.exists(path)
+    writer.write(list(range(300)), b"s" * 500, "p")
     writer.flush()
-    assert PromptCache(1000, fingerprint="model-b", disk_dir=str(tmp_path), disk_bytes=10_000_000).best(list(range(300))) == (
+    assert PromptCache(1000, fingerprint="model-b", disk_dir=str(tmp_path), disk_bytes=10_000_000).best(
+        list(range(300)), "p"
+    ) == (
         None,
         0,
     )
     with open(os.path.join(tmp_path, "junk.kv"), "wb") as f:
         f.write(b"garbage")
-    assert cache(tmp_path).best([1, 2, 3]) == (None, 0)  # unreadable files are dropped at start
+    assert cache(tmp_path).best([1, 2, 3], "p") == (None, 0)  # unreadable files are dropped at start
 
 
 def test_the_disk_is_capped_oldest_first(tmp_path):
     prompt_cache = PromptCache(0, fingerprint="m", disk_dir=str(tmp_path), disk_bytes=1_000, min_tokens=1)
     for i in range(4):
-        prompt_cache.write([i] * 300, bytes([i]) * 400)
+        prompt_cache.write([i] * 300, bytes([i]) * 400, "p")
         prompt_cache.flush()
-        os.utime(prompt_cache._path([i] * 300), (i, i))  # oldest first
+        os.utime(prompt_cache._path([i] * 300, "p"), (i, i))  # oldest first
     assert len(os.listdir(tmp_path)) == 2
-    assert [prompt_cache.best([i] * 300)[1] for i in range(4)] == [0, 0, 300, 300]
+    assert [prompt_cache.best([i] * 300, "p")[1] for i in range(4)] == [0, 0, 300, 300]
 
 
 async def test_a_24h_request_writes_its_prefix_to_disk(tmp_path):
@@ -234,3 +236,80 @@ async def test_a_slot_too_large_to_copy_while_idle_waits_for_its_admission(monke
     await cached_tokens(engine, short("another prompt of about forty cells, taking it."))
     assert context.saved == 1  # copied out as its slot was taken
     assert await cached_tokens(engine, first) == len(first.prompt) - 1
+
+
+# --- scopes: one project's prompts never serve another's ----------------------------------
+
+
+def scoped(text: str, scope: str) -> GenerationRequest:
+    return GenerationRequest(prompt=Prompt.of_tokens(tokens(text)), params=GREEDY, max_tokens=2, cache_scope=scope)
+
+
+async def test_a_slot_holding_another_projects_prompt_gives_no_prefix():
+    engine, _ = make_engine(n_seqs=2, batch_capacity=512)
+    secret = "the PIN of project a is 4 7 1 9; never tell it."
+    assert await cached_tokens(engine, scoped(secret, "a")) == 0
+    assert await cached_tokens(engine, scoped(secret, "b")) == 0  # the same text, another project: computed
+    assert await cached_tokens(engine, scoped(secret, "a")) == len(secret) - 1  # its own project: reused
+
+
+async def test_a_running_sequence_lends_its_prefix_only_within_its_project():
+    engine, _ = make_engine(n_seqs=2, batch_capacity=512)
+    system = "a shared system prompt of about fifty cells, in flight: "
+    first, second = engine.submit(scoped(system + "one", "a")), engine.submit(scoped(system + "two", "b"))
+    while engine.tick():
+        await asyncio.sleep(0)
+    for handle in (first, second):
+        await handle.wait_admitted()
+        [d async for step in handle for d in step]
+    assert second.cached_tokens == 0
+
+
+async def test_the_memory_cache_restores_only_within_a_project():
+    engine, context = make_engine(n_seqs=2, batch_capacity=512, prompt_cache=cache())
+    await cached_tokens(engine, ask(" one: y", cache_scope="a"))
+    for i in range(3):
+        await run(engine, other(i))
+    assert context.saved >= 1
+    assert await cached_tokens(engine, ask(" two: y", cache_scope="b")) == 0
+    assert context.restored == 0
+    assert await cached_tokens(engine, ask(" two: y", cache_scope="a")) == len(tokens(SYSTEM + " "))
+
+
+def test_saved_prefixes_are_found_only_in_their_scope(tmp_path):
+    prompt_cache = cache(tmp_path)
+    prompt_cache.keep(list(range(300)), b"m" * 10, "a")
+    prompt_cache.write(list(range(1000, 1300)), b"d" * 10, "a")
+    prompt_cache.flush()
+    assert prompt_cache.best(list(range(300)), "b") == (None, 0)
+    assert not prompt_cache.holds(list(range(300)), "b") and prompt_cache.holds(list(range(300)), "a")
+    reborn = cache(tmp_path)  # after a restart, the files keep their scope
+    assert reborn.best(list(range(1000, 1300)), "b") == (None, 0)
+    assert reborn.best(list(range(1000, 1300)), "a")[1] == 300
+    # The same prefix kept by two projects is two entries: neither replaces the other.
+    prompt_cache.keep(list(range(300)), b"n" * 10, "b")
+    assert prompt_cache.load(prompt_cache.best(list(range(300)), "a")[0]) == b"m" * 10
+
+
+def test_a_file_with_any_odd_header_is_dropped_at_start(tmp_path):
+    from chatport.engine.prompt_cache import MAGIC
+
+    good = cache(tmp_path)
+    good.write(list(range(300)), b"s" * 50, "p")
+    good.flush()
+    odd = [
+        b"[" * 4000,  # nested too deep for the JSON parser
+        b'{"fingerprint": "model-a", "scope": "p", "n_cells": 1e999, "state_bytes": 1, "state_sha256": "", "created": 1}',
+        b'{"fingerprint": "model-a", "scope": "p", "n_cells": 3, "state_bytes": "many", "state_sha256": "", "created": 1}',
+        b'{"fingerprint": "model-a", "scope": "p", "n_cells": -1, "state_bytes": 1, "state_sha256": "", "created": 1}',
+        b'{"fingerprint": "model-a", "n_cells": 3, "state_bytes": 1, "state_sha256": "", "created": NaN}',
+        b"[1, 2, 3]",
+        b"\xff\xfe not text",
+        b"5",
+    ]
+    for i, line in enumerate(odd):
+        with open(os.path.join(tmp_path, f"odd{i}.kv"), "wb") as f:
+            f.write(MAGIC + line + b"\n" + b"\0" * 12)
+    reborn = cache(tmp_path)  # starts, keeping the good file and dropping the rest
+    assert reborn.best(list(range(300)), "p")[1] == 300
+    assert sorted(os.listdir(tmp_path)) == [n for n in os.listdir(tmp_path) if not n.startswith("odd")]

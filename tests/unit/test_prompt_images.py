@@ -5,6 +5,7 @@ the server's marker; an image the backend cannot take is a 400 naming its part."
 from __future__ import annotations
 
 import base64
+import dataclasses
 import threading
 
 import PIL.Image
@@ -116,3 +117,35 @@ def picture_rendering(pdf: bytes):
 
     (page,) = render_pages(pdf, [1])
     return PIL.Image.frombytes("RGB", (page.width, page.height), page.rgb)
+
+
+class BigImageBackend(VisionVocabBackend):
+    """Each image fills 1,000 cells: three cannot fit a 2,048-token context."""
+
+    def encode_image(self, image: Image) -> list[Segment]:
+        self.encoded.append(image.digest)
+        return [MediaChunk("image", image.digest, 1000, 1000)]
+
+
+def test_images_stop_being_encoded_once_the_prompt_cannot_fit():
+    backend = BigImageBackend(LlamaModel(default_model().path, vocab_only=True))
+    backend.capabilities = dataclasses.replace(backend.capabilities, context_length=2048)
+    big = ServedModel.create("m", backend)
+    with pytest.raises(InvalidRequestError) as caught:
+        build(big, [{"role": "user", "content": [image(i) for i in range(5)]}], [f"d{i}" for i in range(5)])
+    assert caught.value.code == "context_length_exceeded" and "with 3 of their 5 images" in caught.value.message
+    assert backend.encoded == ["d0", "d1", "d2"]  # the rest were never encoded
+
+
+def test_images_are_not_encoded_for_a_client_that_left(model):
+    request = ChatCompletionRequest.model_validate({"model": "m", "messages": [{"role": "user", "content": [image(0)]}]})
+    placer = ImagePlacer([pixel("gone")], MARKER)
+    converted = to_template_messages(request.messages, model="m", template=model.template, images=placer)
+    stop = threading.Event()
+    stop.set()
+    from chatport.service.prompt import PromptCancelled
+
+    before = list(model.backend.encoded)
+    with pytest.raises(PromptCancelled):
+        model.prompts.build(converted, None, stop, images=placer.prompt_images())
+    assert model.backend.encoded == before

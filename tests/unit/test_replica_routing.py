@@ -47,15 +47,24 @@ def test_no_key_leaves_the_choice_to_load():
     assert rank(None, {"a": 1, "b": 0}, imbalance=8) == [["a", "b"]]
 
 
-def request(tokens: list[int], key: str | None = None) -> GenerationRequest:
-    return GenerationRequest(prompt=Prompt.of_tokens(tokens), params=SamplingParams(), cache_key=key)
+def request(tokens: list[int], key: str | None = None, scope: str = "default") -> GenerationRequest:
+    return GenerationRequest(prompt=Prompt.of_tokens(tokens), params=SamplingParams(), cache_key=key, cache_scope=scope)
 
 
 def test_affinity_is_the_cache_key_or_the_leading_tokens():
     system = list(range(AFFINITY_TOKENS))
     assert affinity_key(request([*system, 1, 2])) == affinity_key(request([*system, 3]))
     assert affinity_key(request([1, 2, 3])) != affinity_key(request([1, 2, 4]))
-    assert affinity_key(request([1], key="t")) == affinity_key(request([2], key="t")) == "key:t"
+    assert affinity_key(request([1], key="t")) == affinity_key(request([2], key="t"))
+    assert affinity_key(request([1], key="t")) != affinity_key(request([1, 2, 3]))
+
+
+def test_affinity_stays_within_a_project():
+    # Two projects' identical prompts (or cache keys) are different keys: each project's
+    # prefixes can only be reused by its own requests anyway.
+    system = list(range(AFFINITY_TOKENS))
+    assert affinity_key(request(system, scope="a")) != affinity_key(request(system, scope="b"))
+    assert affinity_key(request([1], key="t", scope="a")) != affinity_key(request([1], key="t", scope="b"))
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from chatport.api.responses import OrjsonResponse
 from chatport.api.sse import encode_events
 from chatport.protocol.validation import parse_json_object
-from chatport.service.chat import Bill, ChatService
+from chatport.service.chat import ChatService, Meter
 
 router = APIRouter()
 
@@ -24,23 +24,22 @@ DROPPED_HEADER = "x-chatport-dropped-params"
 async def create_chat_completion(request: Request) -> Response:
     service: ChatService = request.app.state.services.chat
     body = parse_json_object(await request.body())
-    bill = request.state.ticket.charge
-    response = await _unless_client_leaves(request, _respond(service, body, request.state.project, bill))
+    response = await _unless_client_leaves(request, _respond(service, body, request.state.project, request.state.ticket))
     return response if response is not None else Response(status_code=CLIENT_CLOSED)
 
 
-async def _respond(service: ChatService, body: dict[str, Any], project: str, bill: Bill) -> Response:
+async def _respond(service: ChatService, body: dict[str, Any], project: str, meter: Meter) -> Response:
     chat = await service.prepare(body, project)
-    handle = await service.start(chat)
+    handle = await service.start(chat, meter)
     # Parameters the server was told to accept and ignore are named, never silently lost.
     said = {DROPPED_HEADER: ", ".join(chat.dropped)} if chat.dropped else {}
     if chat.request.stream:
         return StreamingResponse(
-            encode_events(service.stream(chat, handle, project, bill)),
+            encode_events(service.stream(chat, handle, project, meter)),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", **said},
         )
-    return OrjsonResponse(await service.complete(chat, handle, project, bill), headers=said)
+    return OrjsonResponse(await service.complete(chat, handle, project, meter), headers=said)
 
 
 async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, Response]) -> Response | None:

@@ -8,9 +8,11 @@ two helpers here: Markdown rendering (``/ui/markdown``) and the engines' status
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +21,20 @@ from fastapi.responses import FileResponse
 
 from chatport.api.responses import OrjsonResponse
 from chatport.api.ui.markdown import code_css, render
-from chatport.protocol.errors import APIError, InvalidRequestError, not_found_error
+from chatport.protocol.errors import InvalidRequestError, not_found_error, overloaded_error
 from chatport.protocol.validation import parse_json_object
 from chatport.service.services import Services
+from chatport.service.workers import LowPriorityProcess, WorkStopped
 
 STATIC = Path(__file__).parent / "static"
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
-# Answers longer than this are shown as plain text.
-MAX_MARKDOWN_CHARS = 512 * 1024
+# Answers longer than this are shown as plain text: markdown-it's link and emphasis parsing
+# is quadratic on some inputs (512 KB of "[" took 21 s; 64 KB, the worst found, ~1 s of a
+# low-priority child process, never of the event loop or the server's interpreter).
+MAX_MARKDOWN_CHARS = 64 * 1024
+# Renders waiting for the one renderer thread; more are answered 503 with Retry-After.
+MAX_MARKDOWN_WAITING = 4
+MARKDOWN_SECONDS = 30.0  # a bounded render (~1 CPU-s at most) that a busy server runs slowly
 
 # Only this server's own scripts, styles and API; media from data: and blob: URLs the page
 # makes itself (attachments, spoken answers); no frames, no forms posted anywhere.
@@ -43,9 +51,20 @@ SECURITY_HEADERS = {
 }
 
 
-def ui_router(services: Services, require_any_key: Callable[[Request], Awaitable[None]]) -> APIRouter:
+Dependency = Callable[[Request], Awaitable[None]]
+
+
+def ui_router(services: Services, *, require_key: Dependency, require_any_key: Dependency) -> APIRouter:
+    """``require_key``: the API's own check (key, rate limits, drain), for work done on a
+    project's behalf; ``require_any_key``: a key of any project, for reading the status."""
     router = APIRouter(include_in_schema=False)
     files = {path.name: path for path in STATIC.iterdir() if path.suffix in _TYPES}
+    # Rendering is pure Python: it runs in a child process at the lowest priority (one in
+    # this server's own interpreter slowed every stream), waited for by one thread.
+    renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatport-markdown")
+    child = LowPriorityProcess("markdown")
+    child.start()
+    waiting = asyncio.Semaphore(MAX_MARKDOWN_WAITING + 1)
 
     @router.api_route("/", methods=["GET", "HEAD"])
     async def index() -> Response:
@@ -62,7 +81,7 @@ def ui_router(services: Services, require_any_key: Callable[[Request], Awaitable
     async def code_styles() -> Response:
         return Response(code_css(), media_type=_TYPES[".css"], headers=SECURITY_HEADERS)
 
-    @router.post("/ui/markdown", dependencies=[Depends(require_any_key)])
+    @router.post("/ui/markdown", dependencies=[Depends(require_key)])
     async def markdown(request: Request) -> Response:
         body = parse_json_object(await request.body())
         text = body.get("text")
@@ -72,7 +91,16 @@ def ui_router(services: Services, require_any_key: Callable[[Request], Awaitable
             raise InvalidRequestError(
                 f"'text' is too long: {len(text)} characters, at most {MAX_MARKDOWN_CHARS}.", param="text", code="invalid_value"
             )
-        return OrjsonResponse({"html": render(text)}, headers=SECURITY_HEADERS)
+        if waiting.locked():
+            raise overloaded_error("Too many Markdown renders are waiting. Please retry after a brief wait.", code="ui_busy")
+        async with waiting:
+            try:
+                html = await asyncio.get_running_loop().run_in_executor(
+                    renderer, lambda: child.call(render, text, timeout=MARKDOWN_SECONDS)
+                )
+            except WorkStopped:
+                raise overloaded_error("The answer could not be rendered in time. Please retry.", code="ui_busy") from None
+        return OrjsonResponse({"html": html}, headers=SECURITY_HEADERS)
 
     @router.get("/ui/status", dependencies=[Depends(require_any_key)])
     async def status() -> Response:
@@ -88,11 +116,7 @@ def _file(path: Path) -> Response:
 async def server_status(services: Services) -> dict[str, Any]:
     """What the status page shows: each model's settings and its engine's counters (the page
     takes differences between readings for recent tokens/s and time to first token)."""
-    try:
-        await services.auth.principal_for(None)
-        keys_required = False
-    except APIError:
-        keys_required = True
+    keys_required = services.auth.keys_required
     aliases: dict[str, list[str]] = {}
     for name, model in services.registry.names():
         if name != model.id:

@@ -10,6 +10,7 @@ import llguidance as llg
 
 from chatport.protocol import requests as rq
 from chatport.protocol.errors import InvalidRequestError
+from chatport.service.bounds import check_lark, check_regex, check_schema
 from chatport.service.checks import check_name
 from chatport.service.strict_schema import StrictSchemaCheck
 
@@ -28,6 +29,7 @@ class CustomSpec:
     description: str | None
     syntax: str  # "text" | "lark" | "regex"
     definition: str
+    param: str = ""  # where the definition is in the request, for errors
 
     def subgrammar(self) -> str:
         """A Lark grammar (with a start rule) for the call's input."""
@@ -60,11 +62,13 @@ class ToolPlan:
 
     @property
     def callable_functions(self) -> list[FunctionSpec]:
-        return [f for f in self.functions if f.name in self.callable]
+        names = set(self.callable)
+        return [f for f in self.functions if f.name in names]
 
     @property
     def callable_customs(self) -> list[CustomSpec]:
-        return [c for c in self.customs if c.name in self.callable]
+        names = set(self.callable)
+        return [c for c in self.customs if c.name in names]
 
 
 def plan_tools(request: rq.ChatCompletionRequest) -> ToolPlan | None:
@@ -122,6 +126,7 @@ def _function_spec(
 ) -> FunctionSpec:
     _claim_name(name, where, seen)
     params = parameters if parameters is not None else {"type": "object", "properties": {}}
+    check_schema(params, f"{where}.parameters")
     if strict:
         try:
             StrictSchemaCheck(name).check(params)
@@ -148,16 +153,18 @@ def _custom_spec(custom: rq.CustomDefinition, where: str, seen: dict[str, str]) 
     fmt = custom.format
     if fmt is None or isinstance(fmt, rq.TextFormat):
         return CustomSpec(custom.name, custom.description, "text", "")
-    spec = CustomSpec(custom.name, custom.description, fmt.grammar.syntax, fmt.grammar.definition)
-    grammar = llg.LLMatcher.grammar_from_lark(spec.subgrammar())
-    error = llg.LLMatcher.validate_grammar(grammar)
-    if error:
-        raise InvalidRequestError(
-            f"Invalid {spec.syntax} grammar for custom tool '{custom.name}': {error.strip().splitlines()[0]}",
-            param=f"{where}.format.grammar.definition",
-            code="invalid_grammar",
-        )
-    return spec
+    param = f"{where}.format.grammar.definition"
+    definition = fmt.grammar.definition
+    # Bounded here; compiled (and so checked) only in the grammar workers, off the event loop.
+    (check_lark if fmt.grammar.syntax == "lark" else check_regex)(definition, param, custom.name)
+    return CustomSpec(custom.name, custom.description, fmt.grammar.syntax, definition, param)
+
+
+def custom_grammar_error(spec: CustomSpec, detail: str) -> InvalidRequestError:
+    """How a custom tool's grammar that does not compile is reported."""
+    return InvalidRequestError(
+        f"Invalid {spec.syntax} grammar for custom tool '{spec.name}': {detail}", param=spec.param, code="invalid_grammar"
+    )
 
 
 def _legacy_choice(choice: str | rq.NamedFunction | None, names: list[str]) -> tuple[str, list[str]]:
