@@ -45,8 +45,9 @@ class EngineCollector(Collector):
         r_requests = CounterMetricFamily("chatport_replica_requests", "Requests taken since the replica started", labels=labels)
         r_tokens = CounterMetricFamily("chatport_replica_generated_tokens", "Tokens sampled", labels=labels)
         replicas: tuple[GaugeMetricFamily | CounterMetricFamily, ...] = (up, r_running, r_waiting, r_requests, r_tokens)
-        for model in self.services.registry.listed():
-            stats = model.backend.stats()
+        status = self.services.status()
+        for model in status.models:
+            stats = model.stats
             for replica in stats.replicas:
                 values = (int(replica.alive), replica.running, replica.waiting, replica.requests, replica.tokens)
                 for family, value in zip(replicas, values, strict=True):
@@ -63,7 +64,7 @@ class EngineCollector(Collector):
             prompt.add_metric([model.id], stats.prompt_tokens)
             cached.add_metric([model.id], stats.cached_tokens)
         draining = GaugeMetricFamily("chatport_draining", "1 while the server drains before shutting down")
-        draining.add_metric([], 1 if self.services.draining else 0)
+        draining.add_metric([], 1 if status.draining else 0)
         yield from (
             running,
             waiting,

@@ -1,5 +1,5 @@
 """Requests that ask a server for far more work than they are worth, as the reliability
-probe of issue 26 sent them: the soak mixes them into its load (``chatport bench --soak
+probe of issue 26 sent them: the soak mixes them into its load (``chatport bench soak
 MINUTES --attacks``) and the tests send each one alone. A well-bounded server refuses
 each by its size or cuts it by its budget while small requests go on being served."""
 

@@ -1,4 +1,4 @@
-"""``chatport bench --audio``: how fast speech goes in and out on this machine.
+"""``chatport bench audio``: how fast speech goes in and out on this machine.
 
 - Transcription: speech of about 5, 20 and 60 seconds (spoken by the server's own voice)
   sent to /v1/audio/transcriptions; the speed is seconds of audio per second of wall time.

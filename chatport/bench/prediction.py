@@ -1,4 +1,4 @@
-"""``chatport bench --prediction``: predicted outputs on code-edit tasks. A source file of
+"""``chatport bench prediction``: predicted outputs on code-edit tasks. A source file of
 368 tokens is sent with a change to make; the prediction is the original file.
 Two tasks: one small change in one place (a docstring added), and a rename that touches
 every few lines (the answer leaves the prediction at each use). Greedy answers with and

@@ -1,4 +1,4 @@
-"""``chatport bench --prompt-cache``: a 1,000-token system prompt whose slot was since
+"""``chatport bench prompt-cache``: a 1,000-token system prompt whose slot was since
 reused by 64 other prompts, asked again: time to first token cold, from the host-memory
 cache, and (asked with ``prompt_cache_retention: "24h"``) from disk after a restart."""
 

@@ -18,7 +18,7 @@ def raw_decode(model_path: str, batch: int, tokens: int, *, threads: int = 0, ct
     import os
 
     model = LlamaModel(model_path)
-    context = model.new_context(n_ctx_per_seq=ctx, n_seq_max=batch, n_batch=512, n_threads=threads or os.cpu_count() or 1)
+    context = model.new_context(context_length=ctx, n_seq_max=batch, n_batch=512, n_threads=threads or os.cpu_count() or 1)
     prompt = model.tokenize(
         "<|im_start|>user\nWrite a story about a lighthouse.<|im_end|>\n<|im_start|>assistant\n", special=True
     )

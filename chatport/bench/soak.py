@@ -1,4 +1,4 @@
-"""``chatport bench --soak MINUTES``: a server under a steady mixed load for a while, with
+"""``chatport bench soak MINUTES``: a server under a steady mixed load for a while, with
 its errors, memory (RSS) and open files sampled over time, so that leaks and slow failures
 show up as a trend rather than a single number.
 

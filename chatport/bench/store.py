@@ -1,4 +1,4 @@
-"""``chatport bench --store``: list latency over many stored completions.
+"""``chatport bench store``: list latency over many stored completions.
 
 Rows are bulk-loaded straight into the database (the same tables the server writes),
 then a real chatport server answers filtered list calls over HTTP.
@@ -145,3 +145,38 @@ def markdown(results: dict[str, Any]) -> str:
         for query, t in data["lists"].items():
             lines.append(f"| {db} | `{query}` | {t['p50_ms']:.1f} | {t['p95_ms']:.1f} | {t['items']} |")
     return "\n".join(lines) + "\n"
+
+
+def run_on_both(model: str, model_path: str, rows: int, pg_url: str, out: str) -> dict[str, Any]:
+    """The bench on a fresh SQLite file in ``out`` and a fresh database on the PostgreSQL
+    server of ``pg_url`` (made and dropped here); the results, also in ``out``."""
+    import json
+    import os
+    import secrets
+
+    import asyncpg  # type: ignore[import-untyped]
+
+    os.makedirs(out, exist_ok=True)
+    sqlite_path = os.path.join(os.path.abspath(out), "store-bench.db")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(sqlite_path + suffix):
+            os.remove(sqlite_path + suffix)
+    base, _, _ = pg_url.rpartition("/")
+    name = f"chatport_bench_{secrets.token_hex(4)}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        urls = {"sqlite": f"sqlite:///{sqlite_path}", "postgresql": f"{base}/{name}"}
+        results = run_store_bench(urls, model_path, model, rows, 200, os.path.join(out, "servers.log"))
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with open(os.path.join(out, "store-results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    return results

@@ -8,8 +8,9 @@ import os
 import time
 from collections.abc import Callable
 
+from chatport.engine.config import EngineConfig
 from chatport.engine.constraint import Constraint
-from chatport.engine.engine import Engine, EngineConfig
+from chatport.engine.engine import Engine
 from chatport.engine.handle import RequestHandle
 from chatport.engine.llama import LlamaModel, ModelLoadError
 from chatport.engine.prompt_cache import PromptCache
@@ -29,10 +30,10 @@ class LlamaBackend:
     ) -> None:
         """``mmproj``: a vision projector GGUF for this model (libmtmd), for image input."""
         self.model = model = LlamaModel(path, progress=progress, repack=config.repack)
-        ctx_size = min(config.ctx_size, model.n_ctx_train) if model.n_ctx_train > 0 else config.ctx_size
+        context_length = min(config.context_length, model.n_ctx_train) if model.n_ctx_train > 0 else config.context_length
         threads = config.threads or os.cpu_count() or 1
         context = model.new_context(
-            n_ctx_per_seq=ctx_size,
+            context_length=context_length,
             n_seq_max=config.max_seqs,
             n_batch=config.batch_tokens,
             n_threads=threads,
@@ -47,18 +48,18 @@ class LlamaBackend:
                 raise ModelLoadError(str(exc)) from None
         stat = os.stat(path)
         digest = hashlib.sha256(f"{os.path.basename(path)}:{stat.st_size}".encode()).hexdigest()
-        self.prompt_cache = prompt_cache_for(config, f"{digest}:{stat.st_mtime_ns}:{ctx_size}")
+        self.prompt_cache = prompt_cache_for(config, f"{digest}:{stat.st_mtime_ns}:{context_length}")
         self.engine = Engine(
             context,
             model,
-            ctx_limit=context.n_ctx_per_seq,
+            context_length=context.context_length,
             max_seqs=config.max_seqs,
             max_waiting=config.max_waiting,
             queue_timeout=config.queue_timeout,
             prompt_cache=self.prompt_cache,
         ).start()
         self._capabilities = ModelCapabilities(
-            context_length=context.n_ctx_per_seq,
+            context_length=context.context_length,
             max_choices=config.max_seqs,
             chat_template=model.metadata.get("tokenizer.chat_template"),
             fingerprint=f"fp_{digest[:10]}",

@@ -31,7 +31,6 @@ from chatport.protocol.backend import (
     BackendStats,
     ChoiceDelta,
     GenerationRequest,
-    QueueFull,
     QueueTimeout,
     TokenLogprob,
 )
@@ -97,20 +96,6 @@ class EngineVocab(TokenTable, Protocol):
     def n_vocab(self) -> int: ...
 
 
-@dataclass(frozen=True)
-class EngineConfig:
-    ctx_size: int = 4096  # KV cells per sequence slot
-    max_seqs: int = 16
-    batch_tokens: int = 512  # tokens per decode step (decode tokens + prefill chunks)
-    max_waiting: int = 256
-    queue_timeout: float = 60.0  # seconds a request may wait for a slot
-    threads: int = 0  # 0: every core
-    repack: bool = False  # repacked weights for the CPU's wide kernels (see LlamaModel)
-    cache_ram_mb: int = 1024  # prompt prefixes kept in memory after their slot is taken (0: none)
-    cache_disk_mb: int = 4096  # prompt_cache_retention "24h" prefixes on disk (0: none)
-    cache_dir: str | None = None  # where those go (default: the data directory)
-
-
 @dataclass
 class StepCounters:
     steps: int = 0
@@ -130,7 +115,7 @@ class Engine:
         context: ModelContext,
         vocab: EngineVocab,
         *,
-        ctx_limit: int,
+        context_length: int,
         max_seqs: int,
         max_waiting: int,
         queue_timeout: float,
@@ -140,7 +125,7 @@ class Engine:
         self.context = context
         self.prompt_cache = prompt_cache
         self.vocab = vocab
-        self.ctx_limit = ctx_limit
+        self.context_length = context_length
         self.max_seqs = max_seqs
         self.queue_timeout = queue_timeout
         self.scheduler = Scheduler(n_slots=max_seqs, max_waiting=max_waiting, prompt_cache=prompt_cache)
@@ -160,10 +145,8 @@ class Engine:
     # --- caller side (event loop) ----------------------------------------------------
 
     def submit(self, request: GenerationRequest) -> RequestHandle:
-        if request.n > self.max_seqs:
-            raise ValueError(f"n={request.n} exceeds the {self.max_seqs} sequence slots")
-        if self.scheduler.n_waiting >= self.scheduler.max_waiting:
-            raise QueueFull("queue full")
+        """Queue a request; the engine thread admits it, or fails it (a full queue, more
+        choices than slots) through its handle before any output."""
         handle = RequestHandle(request, asyncio.get_running_loop(), on_cancel=self._wake.set)
         self._inbox.put(handle)
         self._wake.set()
@@ -379,7 +362,7 @@ class Engine:
                 seq.sampler.allowed = mask
 
     def _new_sequence(self, handle: RequestHandle, index: int, slot_id: int) -> Sequence:
-        return Sequence(handle, index, slot_id, self.vocab, self.ctx_limit)
+        return Sequence(handle, index, slot_id, self.vocab, self.context_length)
 
     def _logprob(self, choice: TokenChoice) -> TokenLogprob | None:
         if choice.logprob is None:
@@ -400,7 +383,7 @@ class Engine:
                 return
             try:
                 self.scheduler.enqueue(handle)
-            except QueueFull as failure:
+            except BackendFailure as failure:
                 handle.fail(failure)
 
     def _drop_stale(self) -> None:
@@ -427,7 +410,7 @@ class Engine:
     def _fail_running(self, failure: BackendFailure) -> None:
         handles = {s.handle for s in self.scheduler.running}
         for seq in list(self.scheduler.running):
-            seq.finish(None)
+            seq.finish()
             self.scheduler.release(seq)
         for handle in handles:
             handle.fail(failure)

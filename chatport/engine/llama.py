@@ -191,8 +191,8 @@ class LlamaModel:
                 self._lltokenizer = llg_llamacpp.lltokenizer_from_vocab(self._vocab)
             return self._lltokenizer
 
-    def new_context(self, *, n_ctx_per_seq: int, n_seq_max: int, n_batch: int, n_threads: int) -> LlamaContext:
-        return LlamaContext(self, n_ctx_per_seq=n_ctx_per_seq, n_seq_max=n_seq_max, n_batch=n_batch, n_threads=n_threads)
+    def new_context(self, *, context_length: int, n_seq_max: int, n_batch: int, n_threads: int) -> LlamaContext:
+        return LlamaContext(self, context_length=context_length, n_seq_max=n_seq_max, n_batch=n_batch, n_threads=n_threads)
 
     def close(self) -> None:
         if self._model:
@@ -246,9 +246,9 @@ class BatchView:
 class LlamaContext:
     """One llama.cpp context: a KV cache with one stream per sequence slot."""
 
-    def __init__(self, model: LlamaModel, *, n_ctx_per_seq: int, n_seq_max: int, n_batch: int, n_threads: int) -> None:
+    def __init__(self, model: LlamaModel, *, context_length: int, n_seq_max: int, n_batch: int, n_threads: int) -> None:
         params = lc.llama_context_default_params()
-        params.n_ctx = n_ctx_per_seq * n_seq_max
+        params.n_ctx = context_length * n_seq_max
         params.n_batch = n_batch
         params.n_ubatch = min(n_batch, 512)
         params.n_seq_max = n_seq_max
@@ -266,7 +266,7 @@ class LlamaContext:
         if not self._ctx:
             raise ModelLoadError("llama.cpp could not create a context (out of memory?)")
         self._mem = lc.llama_get_memory(self._ctx)
-        self.n_ctx_per_seq = lc.llama_n_ctx(self._ctx) // n_seq_max
+        self.context_length = lc.llama_n_ctx(self._ctx) // n_seq_max
         self.n_seq_max = n_seq_max
         self.batch = BatchView(n_batch)
         self.batch_capacity = n_batch

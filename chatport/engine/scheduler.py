@@ -18,7 +18,7 @@ from chatport.engine.batch import StepPlan
 from chatport.engine.handle import RequestHandle
 from chatport.engine.prompt_cache import PromptCache, SavedPrefix
 from chatport.engine.sequence import Phase, Sequence
-from chatport.protocol.backend import QueueFull
+from chatport.protocol.backend import BackendFailure, QueueFull
 from chatport.protocol.prompt import MediaChunk
 
 PRIORITIES = 3
@@ -93,6 +93,10 @@ class Scheduler:
         return sum(len(q) for q in self.waiting)
 
     def enqueue(self, handle: RequestHandle) -> None:
+        """Raises QueueFull when the queue is, and BackendFailure for a request that asks
+        for more choices than there are slots (it could never start)."""
+        if handle.request.n > len(self.slots):
+            raise BackendFailure(f"n={handle.request.n} exceeds the {len(self.slots)} sequence slots")
         if self.n_waiting >= self.max_waiting:
             raise QueueFull("queue full")
         self.waiting[handle.request.priority].append(handle)
@@ -120,7 +124,7 @@ class Scheduler:
             for handle in [h for h in queue if h.cancelled]:
                 queue.remove(handle)
         for seq in [s for s in self.running if s.handle.cancelled]:
-            seq.finish(None)
+            seq.finish()
             self.release(seq)
 
     # --- admission -----------------------------------------------------------------

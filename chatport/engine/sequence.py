@@ -39,7 +39,7 @@ class Phase(Enum):
 
 
 class Sequence:
-    def __init__(self, handle: RequestHandle, index: int, slot_id: int, vocab: TokenTable, ctx_limit: int) -> None:
+    def __init__(self, handle: RequestHandle, index: int, slot_id: int, vocab: TokenTable, context_length: int) -> None:
         request = handle.request
         self.handle = handle
         self.index = index
@@ -54,9 +54,8 @@ class Sequence:
         # A grammar shapes the answer: after the think block, when there is one.
         self.constraint = _clone(request.grammar) if self.think is None else None
         self.draft: list[int] = []  # proposed next tokens, verified by the next step
-        self.finish_reason: FinishReason | None = None
         self._vocab = vocab
-        self._ctx_limit = ctx_limit
+        self._context_length = context_length
         self._max_tokens = request.max_tokens
         self._visible = request.visible_control_tokens
         self._watch = TriggerWatch(request.lazy_grammars) if request.lazy_grammars else None
@@ -95,7 +94,7 @@ class Sequence:
             return False
         if self._max_tokens is not None and len(self.tokens) - self.prompt_len >= self._max_tokens:
             return False
-        return len(self.tokens) < self._ctx_limit
+        return len(self.tokens) < self._context_length
 
     # --- state ----------------------------------------------------------------------------
 
@@ -143,7 +142,7 @@ class Sequence:
             return self._finish(delta, "stop", flush=False)
         if self.constraint is not None and self.constraint.finished:
             return self._finish(delta, "stop", flush=True)
-        if (self._max_tokens is not None and self.generated >= self._max_tokens) or self._accepted >= self._ctx_limit:
+        if (self._max_tokens is not None and self.generated >= self._max_tokens) or self._accepted >= self._context_length:
             return self._finish(delta, "length", flush=True)
         return delta if (delta.text or delta.logprobs) else None
 
@@ -174,7 +173,7 @@ class Sequence:
 
     def _finish(self, delta: ChoiceDelta, reason: FinishReason, *, flush: bool) -> ChoiceDelta:
         self._output.close(delta, flush=flush)
-        self.finish(reason)
+        self.finish()
         delta.finish_reason = reason
         delta.completion_tokens = self.generated
         if self.think is not None:
@@ -184,10 +183,9 @@ class Sequence:
             delta.rejected_prediction_tokens = self.predictor.rejected
         return delta
 
-    def finish(self, reason: FinishReason | None) -> None:
-        """End the sequence; ``None`` when it ends without an answer (cancelled, failed)."""
+    def finish(self) -> None:
+        """End the sequence (its last delta carries the reason, when it has one)."""
         self.phase = Phase.FINISHED
-        self.finish_reason = reason
 
 
 def _clone(grammar: object) -> Constraint | None:

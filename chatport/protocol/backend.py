@@ -217,7 +217,8 @@ class Backend(Protocol):
     def vocabulary(self) -> Vocabulary: ...
 
     def submit(self, request: GenerationRequest) -> GenerationHandle:
-        """Queue a request (from the event loop); raises QueueFull when the queue is full."""
+        """Queue a request (from the event loop). A request the backend cannot take (a full
+        queue: QueueFull) fails through its handle, before any output."""
         ...
 
     def tokenize(self, text: str, *, special: bool) -> list[int]:

@@ -90,3 +90,51 @@ def model_object(model_id: str, created: int, owned_by: str) -> dict[str, Any]:
 
 def model_list(models: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {"object": "list", "data": list(models)}
+
+
+# --- chat.completion.chunk ---------------------------------------------------------------
+
+
+def chunk_base(*, id: str, created: int, model: str, service_tier: str, system_fingerprint: str) -> dict[str, Any]:
+    """The fields every chunk of one stream repeats."""
+    return {
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "service_tier": service_tier,
+        "system_fingerprint": system_fingerprint,
+    }
+
+
+def chunk(
+    base: dict[str, Any],
+    index: int,
+    delta: dict[str, Any],
+    *,
+    logprobs: dict[str, Any] | None = None,
+    finish_reason: str | None = None,
+    with_usage: bool = False,
+    obfuscation: str | None = None,
+) -> dict[str, Any]:
+    """One choice's delta. ``with_usage``: the stream ends with a usage chunk, so every
+    other chunk says ``usage: null``; ``obfuscation``: the padding OpenAI adds by default."""
+    out = {**base, "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}]}
+    if with_usage:
+        out["usage"] = None
+    if obfuscation is not None:
+        out["obfuscation"] = obfuscation
+    return out
+
+
+def role_delta(call: dict[str, Any] | None = None, *, content: str | None = "") -> dict[str, Any]:
+    """A choice's first delta: the role, with empty content before text, or merged into the
+    first call delta (content null)."""
+    if call is not None:
+        return {"role": "assistant", "content": None, "refusal": None, **call}
+    return {"role": "assistant", "content": content, "refusal": None}
+
+
+def usage_chunk(base: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
+    """The stream's last chunk when ``stream_options.include_usage`` asked for it."""
+    return {**base, "choices": [], "usage": usage}

@@ -46,7 +46,7 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise InvalidRequestError(INVALID_JSON) from None
     if not isinstance(data, dict):
         raise InvalidRequestError(
-            f"Invalid type for request body: expected an object, but got {describe(data)} instead.",
+            f"Invalid type for request body: expected an object, but got {kind_of(data)} instead.",
             code="invalid_type",
         )
     return data
@@ -59,7 +59,7 @@ def validate(model: type[ModelT], data: dict[str, Any]) -> ModelT:
         raise to_openai_error(exc.errors(include_url=False)) from None
 
 
-def describe(value: Any) -> str:
+def kind_of(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -121,7 +121,7 @@ def to_openai_error(errors: Sequence[Mapping[str, Any]]) -> InvalidRequestError:
     param = param_path(errors[0]["loc"])
     same = [e for e in errors if param_path(e["loc"]) == param]
     expected = sorted({_TYPE_ERRORS.get(e["type"], "an object") for e in same})
-    got = describe(errors[0].get("input"))
+    got = kind_of(errors[0].get("input"))
     wanted = expected[0] if len(expected) == 1 else "one of " + " or ".join(expected)
     return InvalidRequestError(
         f"Invalid type for '{param}': expected {wanted}, but got {got} instead.",
@@ -154,7 +154,7 @@ def _describe_error(error: Mapping[str, Any]) -> InvalidRequestError:
         )
     if kind in _TYPE_ERRORS:
         return InvalidRequestError(
-            f"Invalid type for '{param}': expected {_TYPE_ERRORS[kind]}, but got {describe(value)} instead.",
+            f"Invalid type for '{param}': expected {_TYPE_ERRORS[kind]}, but got {kind_of(value)} instead.",
             param=param,
             code="invalid_type",
         )

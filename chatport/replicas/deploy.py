@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from chatport.engine.engine import EngineConfig
+from chatport.engine.config import EngineConfig
 from chatport.replicas.backend import RayBackend
 from chatport.replicas.board import StatsBoard
 from chatport.replicas.replica import EngineReplica
@@ -83,6 +83,6 @@ def deploy_model(
     else:
         deployment = serve.deployment(EngineReplica, name="engine").options(**options)
         handle = serve.run(deployment.bind(path, config, board), name=app_name, route_prefix=None)
-    capabilities, vocabulary = handle.describe.remote().result()
+    capabilities, vocabulary = handle.model_facts.remote().result()
     log.info("%s: %s engine replicas on Ray", model_id, scale.replicas or f"{scale.minimum}-{scale.maximum}")
     return RayBackend(app_name, handle, board, path, capabilities, vocabulary)

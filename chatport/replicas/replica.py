@@ -14,8 +14,8 @@ from functools import lru_cache
 from typing import Any
 
 from chatport.engine.backend import LlamaBackend
+from chatport.engine.config import EngineConfig
 from chatport.engine.constraint import Constraint
-from chatport.engine.engine import EngineConfig
 from chatport.protocol.backend import BackendFailure, GenerationRequest, LazyGrammar, ModelCapabilities, Vocabulary
 from chatport.replicas.remote import Admitted, Failed, RemoteGrammar, ReplicaReport
 
@@ -37,7 +37,7 @@ class EngineReplica:
     def _compile(self, source: str) -> Constraint:
         return self.backend.compile_grammar(source)
 
-    def describe(self) -> tuple[ModelCapabilities, Vocabulary]:
+    def model_facts(self) -> tuple[ModelCapabilities, Vocabulary]:
         return self.backend.capabilities, self.backend.vocabulary
 
     async def generate(self, affinity: str, request: GenerationRequest) -> AsyncIterator[Any]:

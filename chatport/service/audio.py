@@ -26,7 +26,7 @@ import base64
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -120,7 +120,7 @@ class AudioService:
 
     # --- input ----------------------------------------------------------------------------
 
-    async def transcripts(self, messages: list[Any], fits: Callable[[str], None] | None = None) -> list[str]:
+    async def transcripts(self, messages: list[Any], fits: Callable[[str], Awaitable[None]] | None = None) -> list[str]:
         """The transcript of every ``input_audio`` part, in prompt order, one after another.
         ``fits(transcript)`` is told each as it comes and raises once the prompt cannot
         fit, so that no more audio is transcribed for a request that will be refused."""
@@ -159,7 +159,7 @@ class AudioService:
         for samples in decoded:
             out.append(await self._words(samples))
             if fits is not None:
-                fits(out[-1])
+                await fits(out[-1])
         return out
 
     async def transcribe(self, data: bytes, fmt: str | None, param: str) -> str:

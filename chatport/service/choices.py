@@ -19,7 +19,7 @@ from chatport.service.tools.plan import ToolPlan
 
 
 @dataclass
-class Visible:
+class ChoiceUpdate:
     """What one backend delta means for one choice: in order, reasoning and content pieces
     and the stream deltas of calls (``("reasoning", text)``, ``("content", text)`` or
     ``("call", delta)``)."""
@@ -90,9 +90,9 @@ class Choices:
     def done(self) -> bool:
         return all(c.finish is not None for c in self._choices)
 
-    def add(self, delta: ChoiceDelta) -> Visible:
+    def add(self, delta: ChoiceDelta) -> ChoiceUpdate:
         choice = self._choices[delta.index]
-        seen = Visible(delta.index)
+        seen = ChoiceUpdate(delta.index)
         if choice.parser is None and choice.splitter is None:
             events: list[Event] = [Content(delta.text, choice.fed)] if delta.text else []
             seen.logprobs = delta.logprobs
@@ -118,7 +118,7 @@ class Choices:
             self.rejected_prediction_tokens += delta.rejected_prediction_tokens
         return seen
 
-    def _content_events(self, choice: _Choice, seen: Visible, delta: ChoiceDelta) -> list[Event]:
+    def _content_events(self, choice: _Choice, seen: ChoiceUpdate, delta: ChoiceDelta) -> list[Event]:
         """The delta's reasoning goes to ``seen``; its content becomes events (calls and
         plain content, with offsets into the whole output)."""
         pieces = [("content", delta.text)]
@@ -140,7 +140,7 @@ class Choices:
         shift = (choice.splitter.content_start or 0) if choice.splitter is not None else 0
         return [Content(e.text, e.start + shift) if isinstance(e, Content) else e for e in events]
 
-    def _apply(self, choice: _Choice, seen: Visible, event: Event) -> None:
+    def _apply(self, choice: _Choice, seen: ChoiceUpdate, event: Event) -> None:
         if isinstance(event, Content):
             choice.text += event.text
             seen.pieces.append(("content", event.text))

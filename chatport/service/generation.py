@@ -4,7 +4,7 @@ grammars (structured output or tool calls) and limits."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -16,6 +16,7 @@ from chatport.protocol.backend import GenerationRequest, Grammar, LazyGrammar, S
 from chatport.protocol.errors import InvalidRequestError, context_length_exceeded
 from chatport.protocol.prompt import Image
 from chatport.protocol.requests import ChatCompletionRequest
+from chatport.service.decoding import GrammarError, plan_decoding
 from chatport.service.fetch import ImageFetcher
 from chatport.service.files import FileWork
 from chatport.service.images import ImagePlacer, PixelBudget, load_images
@@ -24,7 +25,6 @@ from chatport.service.models import ServedModel
 from chatport.service.prompt import NO_REASONING, build_prompt
 from chatport.service.structured import grammar_for, schema_error
 from chatport.service.tools import add_tool_notes
-from chatport.service.tools.grammar import tool_grammars
 from chatport.service.tools.plan import ToolPlan, custom_grammar_error, plan_tools, tools_error
 from chatport.service.workers import WorkerPools, run_stoppable
 
@@ -45,8 +45,6 @@ _TIERS = {
 # Grammars compile in their own pool, off the event loop and the engine thread; one that
 # takes longer than this (queueing included) is refused rather than allowed to hold anything up.
 GRAMMAR_COMPILE_SECONDS = 10.0
-
-GrammarError = Callable[[str], InvalidRequestError]
 
 
 def service_tier(request: ChatCompletionRequest) -> str:
@@ -106,8 +104,6 @@ async def _generation(
         messages = convert()
     images = placer.prompt_images() if placer is not None else None
     reasoning = model.reasoning_plans.get(request.reasoning_effort, NO_REASONING)
-    grammar = grammar_for(request, messages)
-    grammar_error = schema_error(request)
     tools = plan_tools(request)
     if tools is not None:
         for custom in tools.customs:
@@ -115,18 +111,15 @@ async def _generation(
                 await compiler.compile(
                     llg.LLMatcher.grammar_from_lark(custom.subgrammar()), partial(custom_grammar_error, custom)
                 )
-    lazy: list[tuple[str, str]] = []
-    visible: frozenset[int] = frozenset()
-    fmt = model.tool_format
-    if tools is not None and tools.active:
-        tool_grammar, lazy = tool_grammars(tools, fmt, model.literal)
-        if tool_grammar is not None:
-            grammar, grammar_error = tool_grammar, tools_error  # a call is required from the first token
-        elif grammar is not None:
-            lazy = []  # a structured answer and its grammar win over optional calls
-        vocab = model.backend.vocabulary
-        visible = frozenset(vocab.special[m] for m in fmt.markers if m in vocab.control)
-    visible |= reasoning.visible
+    decoding = plan_decoding(
+        grammar_for(request, messages),
+        schema_error(request),
+        tools,
+        model.tool_format,
+        model.literal,
+        model.backend.vocabulary,
+        reasoning.visible,
+    )
     # Images are encoded as the prompt is built: in the images pool, so they cannot hold up plain prompts.
     builder_pool = pools.images if images is not None else pools.prompt
     prompt = await build_prompt(model.prompts, builder_pool, *template_inputs(messages, tools, model), reasoning, images)
@@ -147,9 +140,9 @@ async def _generation(
         cache_scope=project,
         cache_key=request.prompt_cache_key,
         cache_retention="24h" if request.prompt_cache_retention == "24h" else None,
-        grammar=await compiler.compile(grammar, grammar_error) if grammar else None,
-        lazy_grammars=tuple([LazyGrammar(t, await compiler.compile(g, tools_error)) for t, g in lazy]),
-        visible_control_tokens=visible,
+        grammar=await compiler.compile(decoding.grammar, decoding.grammar_error) if decoding.grammar else None,
+        lazy_grammars=tuple([LazyGrammar(t, await compiler.compile(g, tools_error)) for t, g in decoding.lazy]),
+        visible_control_tokens=decoding.visible,
         prediction=prediction,
         thinking=reasoning.thinking,
     )

@@ -7,14 +7,15 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from chatport.protocol.backend import BackendStats, ShuttingDown
+from chatport.protocol.backend import BackendStats, ModelCapabilities, ShuttingDown
 from chatport.service.auth import Authenticator
-from chatport.service.chat import ChatService, shutting_down_error
+from chatport.service.chat import ChatService
 from chatport.service.files import start_pdf_reader
 from chatport.service.limits import RateLimiter
 from chatport.service.models import ModelRegistry
+from chatport.service.run import shutting_down_error
 from chatport.service.stored import StoredCompletions
-from chatport.store.database import Database, StoreUnavailable, describe
+from chatport.store.database import Database, StoreUnavailable, redacted_url
 
 log = logging.getLogger("chatport.service")
 
@@ -28,6 +29,28 @@ STORE_CHECK_SECONDS = 2.0
 class Readiness:
     ready: bool
     checks: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    id: str
+    aliases: tuple[str, ...]  # other names that reach it
+    capabilities: ModelCapabilities
+    stats: BackendStats  # its engines' counters, read now
+    tool_format: str  # the call syntax its template speaks
+    reasoning: bool  # its template thinks (takes reasoning_effort)
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """What /metrics, /ready and the status page show, read at once."""
+
+    models: tuple[ModelStatus, ...]
+    audio_input: bool
+    audio_output: bool
+    keys_required: bool
+    stored_completions: bool
+    draining: bool
 
 
 @dataclass
@@ -47,7 +70,7 @@ class Services:
                 await self.database.ensure_ready()
             except StoreUnavailable as exc:
                 # Serving goes on; stored-completion routes answer 503 until it is back.
-                log.warning("completion store %s is unavailable: %s", describe(self.database.url), exc)
+                log.warning("completion store %s is unavailable: %s", redacted_url(self.database.url), exc)
         log.warning("auth: %s", await self.auth.decide())
 
     async def stop(self) -> None:
@@ -74,8 +97,32 @@ class Services:
         for model in self.registry.listed():
             model.backend.abort_all(ShuttingDown("the server is shutting down"))
 
+    def status(self) -> ServerStatus:
+        aliases: dict[str, list[str]] = {}
+        for name, model in self.registry.names():
+            if name != model.id:
+                aliases.setdefault(model.id, []).append(name)
+        return ServerStatus(
+            models=tuple(
+                ModelStatus(
+                    model.id,
+                    tuple(aliases.get(model.id, ())),
+                    model.capabilities,
+                    model.backend.stats(),
+                    type(model.tool_format).__name__,
+                    model.reasoning is not None,
+                )
+                for model in self.registry.listed()
+            ),
+            audio_input=self.chat.audio.transcriber is not None,
+            audio_output=self.chat.audio.synthesizer is not None,
+            keys_required=self.auth.keys_required,
+            stored_completions=self.stored is not None,
+            draining=self.draining,
+        )
+
     async def readiness(self) -> Readiness:
-        checks = {f"model:{model.id}": engine_state(model.backend.stats()) for model in self.registry.listed()}
+        checks = {f"model:{model.id}": engine_state(model.stats) for model in self.status().models}
         if self.database is not None:
             checks["store"] = await self._store_state()
         checks["draining"] = "yes" if self.draining else "no"

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from chatport.protocol.errors import APIError, InvalidRequestError, not_found_error, overloaded_error
+from chatport.protocol.errors import APIError, InvalidRequestError, not_found_error, overloaded_error, unsupported_parameter
 from chatport.service.checks import check_metadata, check_storable
 from chatport.store.completions import CompletionStore, Order, Page, UnknownCursor
 from chatport.store.database import StoreUnavailable
@@ -33,6 +33,13 @@ def reachable() -> Iterator[None]:
         yield
     except StoreUnavailable:
         raise unavailable() from None
+
+
+def required(stored: StoredCompletions | None) -> StoredCompletions:
+    """The completion store, or the 400 OpenAI's API gives for a feature it does not have."""
+    if stored is None:
+        raise unsupported_parameter("store", "by this server: it runs without a completion store")
+    return stored
 
 
 def not_found(completion_id: str) -> InvalidRequestError:
@@ -174,7 +181,7 @@ class StoredCompletions:
         model = optional(params.get("model"), "model")
         try:
             with reachable():
-                result = await self.store.list(project, model=model, metadata=metadata, after=after, limit=limit, order=order)
+                result = await self.store.page_of(project, model=model, metadata=metadata, after=after, limit=limit, order=order)
         except UnknownCursor:
             raise InvalidRequestError(
                 f"Invalid 'after': no stored chat completion has the id '{after}'.", param="after", code="invalid_value"

@@ -52,7 +52,7 @@ class CompletionStore:
             row = await self._row(session, project, completion_id)
             return _public(row) if row else None
 
-    async def list(
+    async def page_of(
         self,
         project: str,
         *,
@@ -62,6 +62,7 @@ class CompletionStore:
         limit: int,
         order: Order,
     ) -> Page:
+        """One page of the project's stored completions, filtered and in order."""
         async with self.db.transaction() as session:
             query = select(StoredCompletion).where(StoredCompletion.project_id == project)
             if model is not None:

@@ -74,6 +74,12 @@ def default_sqlite_url() -> str:
     return "sqlite:///" + os.path.join(base, "chatport", "chatport.db")
 
 
+def database_at(url: str | None) -> Database:
+    """The store at ``url``, else ``CHATPORT_STORE``, else the local SQLite file; ValueError
+    for a URL that names no supported database."""
+    return Database(url or os.environ.get("CHATPORT_STORE") or default_sqlite_url())
+
+
 def async_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
@@ -86,7 +92,7 @@ def async_url(url: str) -> str:
     raise ValueError(f"unsupported database {driver!r}: use sqlite:///PATH or postgresql://...")
 
 
-def describe(url: str) -> str:
+def redacted_url(url: str) -> str:
     """The URL without its password, for logs."""
     scheme, _, rest = url.partition("://")
     creds, at, host = rest.rpartition("@")

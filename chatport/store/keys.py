@@ -69,7 +69,7 @@ class KeyStore:
             session.add(row)
         return key, KeyInfo(row.id, project_name, row.redacted, now, None)
 
-    async def list(self) -> list[KeyInfo]:
+    async def all_keys(self) -> list[KeyInfo]:
         async with self.db.transaction() as session:
             rows = await session.execute(
                 select(ApiKey, Project.name).join(Project, Project.id == ApiKey.project_id).order_by(ApiKey.created_at)

@@ -151,7 +151,7 @@ async def test_transcribing_stops_once_the_transcripts_cannot_fit():
     request = ChatCompletionRequest.model_validate({"model": "m", "messages": [wav_part(0.5)] * 5})
     heard: list[str] = []
 
-    def fits(transcript: str) -> None:
+    async def fits(transcript: str) -> None:
         heard.append(transcript)
         if len(heard) >= 2:
             raise context_length_exceeded(100, 1000)

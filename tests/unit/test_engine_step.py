@@ -21,13 +21,13 @@ GREEDY = SamplingParams(temperature=0.0)
 
 
 def make_engine(
-    n_seqs: int = 4, *, drafter=None, batch_capacity: int = 64, ctx_limit: int = 512, prompt_cache=None
+    n_seqs: int = 4, *, drafter=None, batch_capacity: int = 64, context_length: int = 512, prompt_cache=None
 ) -> tuple[Engine, FakeContext]:
     context = FakeContext(n_seqs, batch_capacity=batch_capacity)
     engine = Engine(
         context,
         ByteVocab(),
-        ctx_limit=ctx_limit,
+        context_length=context_length,
         max_seqs=n_seqs,
         max_waiting=16,
         queue_timeout=60.0,

@@ -29,7 +29,7 @@ def handle(loop, text: str = "hello", *, n: int = 1, priority: int = 1, cache_ke
 
 
 def new_sequence(h: RequestHandle, index: int, slot_id: int) -> Sequence:
-    return Sequence(h, index, slot_id, ByteVocab(), ctx_limit=4096)
+    return Sequence(h, index, slot_id, ByteVocab(), context_length=4096)
 
 
 def start(scheduler: Scheduler, *handles: RequestHandle):
@@ -40,7 +40,7 @@ def start(scheduler: Scheduler, *handles: RequestHandle):
 
 def finish(scheduler: Scheduler, seq: Sequence, computed: int | None = None) -> None:
     seq.num_computed = len(seq.tokens) if computed is None else computed
-    seq.finish("stop")
+    seq.finish()
     scheduler.release(seq)
 
 

@@ -46,11 +46,11 @@ def loop():
     loop.close()
 
 
-def sequence(loop, vocab=None, *, prompt=(5, 6, 7), ctx_limit=4096, **kwargs) -> Sequence:
+def sequence(loop, vocab=None, *, prompt=(5, 6, 7), context_length=4096, **kwargs) -> Sequence:
     params = kwargs.pop("params", SamplingParams())
     request = GenerationRequest(prompt=Prompt.of_tokens(list(prompt)), params=params, **kwargs)
     handle = RequestHandle(request, loop, on_cancel=lambda: None)
-    return Sequence(handle, 0, 0, vocab or PieceVocab(), ctx_limit)
+    return Sequence(handle, 0, 0, vocab or PieceVocab(), context_length)
 
 
 def feed(seq: Sequence, tokens: list[int], logprobs: list[TokenLogprob | None] | None = None) -> list[ChoiceDelta]:
@@ -134,7 +134,7 @@ def test_length_and_context_limits(loop):
     x = vocab.token(b"x")
     by_max = feed(sequence(loop, vocab, max_tokens=3), [x] * 10)
     assert by_max[-1].finish_reason == "length" and by_max[-1].completion_tokens == 3
-    by_ctx = feed(sequence(loop, vocab, ctx_limit=5), [x] * 10)
+    by_ctx = feed(sequence(loop, vocab, context_length=5), [x] * 10)
     assert by_ctx[-1].finish_reason == "length" and by_ctx[-1].completion_tokens == 2
 
 

@@ -29,17 +29,14 @@ async def create_chat_completion(request: Request) -> Response:
 
 
 async def _respond(service: ChatService, body: dict[str, Any], project: str, meter: Meter) -> Response:
-    chat = await service.prepare(body, project)
-    handle = await service.start(chat, meter)
+    run = await service.start(body, project, meter)
     # Parameters the server was told to accept and ignore are named, never silently lost.
-    said = {DROPPED_HEADER: ", ".join(chat.dropped)} if chat.dropped else {}
-    if chat.request.stream:
+    said = {DROPPED_HEADER: ", ".join(run.dropped)} if run.dropped else {}
+    if run.streams:
         return StreamingResponse(
-            encode_events(service.stream(chat, handle, project, meter)),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache", **said},
+            encode_events(run.stream()), media_type="text/event-stream", headers={"cache-control": "no-cache", **said}
         )
-    return OrjsonResponse(await service.complete(chat, handle, project, meter), headers=said)
+    return OrjsonResponse(await run.complete(), headers=said)
 
 
 async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, Response]) -> Response | None:

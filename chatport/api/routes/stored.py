@@ -6,18 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from chatport.protocol.errors import unsupported_parameter
 from chatport.protocol.validation import parse_json_object
-from chatport.service.stored import StoredCompletions
+from chatport.service.stored import StoredCompletions, required
 
 router = APIRouter()
 
 
 def _stored(request: Request) -> StoredCompletions:
-    stored: StoredCompletions | None = request.app.state.services.stored
-    if stored is None:
-        raise unsupported_parameter("store", "by this server: it runs without a completion store")
-    return stored
+    return required(request.app.state.services.stored)
 
 
 def _project(request: Request) -> str:

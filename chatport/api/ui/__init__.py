@@ -104,7 +104,7 @@ def ui_router(services: Services, *, require_key: Dependency, require_any_key: D
 
     @router.get("/ui/status", dependencies=[Depends(require_any_key)])
     async def status() -> Response:
-        return OrjsonResponse(await server_status(services), headers=SECURITY_HEADERS)
+        return OrjsonResponse(server_status(services), headers=SECURITY_HEADERS)
 
     return router
 
@@ -113,29 +113,24 @@ def _file(path: Path) -> Response:
     return FileResponse(path, media_type=_TYPES[path.suffix], headers=SECURITY_HEADERS)
 
 
-async def server_status(services: Services) -> dict[str, Any]:
+def server_status(services: Services) -> dict[str, Any]:
     """What the status page shows: each model's settings and its engine's counters (the page
     takes differences between readings for recent tokens/s and time to first token)."""
-    keys_required = services.auth.keys_required
-    aliases: dict[str, list[str]] = {}
-    for name, model in services.registry.names():
-        if name != model.id:
-            aliases.setdefault(model.id, []).append(name)
+    status = services.status()
     models = []
-    for model in services.registry.listed():
-        caps = model.capabilities
-        stats = model.backend.stats()
+    for model in status.models:
+        caps, stats = model.capabilities, model.stats
         models.append(
             {
                 "id": model.id,
-                "aliases": aliases.get(model.id, []),
+                "aliases": list(model.aliases),
                 "context_length": caps.context_length,
                 "slots": caps.max_choices,
                 "vision": caps.vision,
-                "audio_input": services.chat.audio.transcriber is not None,
-                "audio_output": services.chat.audio.synthesizer is not None,
-                "tool_format": type(model.tool_format).__name__,
-                "reasoning": model.reasoning is not None,
+                "audio_input": status.audio_input,
+                "audio_output": status.audio_output,
+                "tool_format": model.tool_format,
+                "reasoning": model.reasoning,
                 "fingerprint": caps.fingerprint,
                 "running": stats.running,
                 "waiting": stats.waiting,
@@ -152,7 +147,7 @@ async def server_status(services: Services) -> dict[str, Any]:
     return {
         "time": time.monotonic(),
         "models": models,
-        "keys_required": keys_required,
-        "stored_completions": services.stored is not None,
-        "draining": services.draining,
+        "keys_required": status.keys_required,
+        "stored_completions": status.stored_completions,
+        "draining": status.draining,
     }

@@ -75,8 +75,9 @@ class ToolCallFormat(ABC):
 
 
 def call_schema(fn: FunctionSpec, arguments_key: str = "arguments", *, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """JSON schema of one call object: its name, its arguments under ``arguments_key``."""
-    arguments = dict(fn.parameters)
+    """JSON schema of one call object: its name, its arguments under ``arguments_key`` (the
+    function's schema, its references rewritten to resolve where it now sits)."""
+    arguments = embedded_schema(fn.parameters, f"/properties/{arguments_key}")
     arguments.setdefault("type", "object")
     return {
         "type": "object",
@@ -85,6 +86,36 @@ def call_schema(fn: FunctionSpec, arguments_key: str = "arguments", *, extra: di
         "additionalProperties": False,
         "x-guidance": {"whitespace_flexible": False, "lenient": not fn.strict},
     }
+
+
+# Keywords whose values are data, not schemas: a "$ref" key inside them is not a reference.
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
+
+
+def embedded_schema(schema: dict[str, Any], pointer: str) -> dict[str, Any]:
+    """A client's schema placed at JSON pointer ``pointer`` inside a larger schema: each of
+    its local references (``#``, ``#/$defs/Address``, ``#/definitions/Node``, any pointer
+    into it) is rewritten to resolve against its own root where it now sits, so nested
+    models (Pydantic's ``$defs``) and recursive ones (a tree referring to ``#``) keep working.
+    (Depth is bounded by ``service.bounds.check_schema`` before this runs.)"""
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                if key == "$ref" and isinstance(value, str) and value.startswith("#"):
+                    out[key] = "#" + pointer + value[1:]
+                elif key in _DATA_KEYWORDS:
+                    out[key] = value
+                else:
+                    out[key] = rewrite(value)
+            return out
+        if isinstance(node, list):
+            return [rewrite(item) for item in node]
+        return node
+
+    rewritten: dict[str, Any] = rewrite(schema)
+    return rewritten
 
 
 # --- custom tools: <custom_call name="NAME">INPUT</custom_call>, with every format -----

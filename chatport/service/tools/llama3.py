@@ -34,7 +34,8 @@ class Llama3JsonFormat(ToolCallFormat):
             *(f"fn_{i}: %json {json.dumps(s)}" for i, s in enumerate(schemas)),
             f'object_rest: ": " ({rest})',
         ]
-        rules += [f"params_{i}: %json {json.dumps(s['properties']['parameters'])}" for i, s in enumerate(schemas)]
+        # After the opener the arguments are a schema of their own: references resolve from its root.
+        rules += [f"params_{i}: %json {json.dumps({'type': 'object', **f.parameters})}" for i, f in enumerate(functions)]
         return rules
 
     def triggers(self) -> tuple[Trigger, ...]:

@@ -118,6 +118,9 @@ export function markdownInto(el) {
   return {
     set(text) {
       wanted = text;
+      // Until the first render comes back (the renderer runs at low priority and a busy
+      // server runs it slowly), the text arrives as plain text.
+      if (shown === null) el.textContent = text;
       // pump() awaits before it ends whenever there is something to show, so it cannot
       // clear ``running`` before this assignment.
       if (!running && shown !== wanted) running = pump();

@@ -21,7 +21,7 @@ function route() {
     document.getElementById("views").append(root);
     mounted[view] = views[view].create(root);
   }
-  for (const [name, m] of Object.entries(mounted)) m.root.hidden = name !== view;
+  for (const [key, m] of Object.entries(mounted)) m.root.hidden = key !== view;
   for (const link of document.querySelectorAll("nav a")) link.classList.toggle("active", link.dataset.view === view);
   current = view;
   mounted[view].show(rest.map(decodeURIComponent));

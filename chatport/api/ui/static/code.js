@@ -1,6 +1,8 @@
 // "View code": the playground's request as Python, TypeScript and curl, written against the
 // official SDKs. The key is never written into the code: the SDKs read OPENAI_API_KEY.
 
+import { clear, h } from "./dom.js";
+
 export function snippets(body, { baseUrl, keysRequired }) {
   return { python: python(body, baseUrl, keysRequired), typescript: typescript(body, baseUrl, keysRequired), curl: curl(body, baseUrl, keysRequired) };
 }
@@ -64,4 +66,35 @@ function curl(body, baseUrl, keysRequired) {
     `  -d '${json}'`,
     "",
   ].join("\n");
+}
+
+// --- the dialog -------------------------------------------------------------------------
+
+export function codeDialog() {
+  const pre = h("pre", { id: "code", class: "code-view" });
+  const tabs = h("div", { class: "tabs", role: "tablist" });
+  const copy = h("button", { type: "button", id: "copy-code" }, "Copy");
+  const dialog = h(
+    "dialog",
+    { id: "code-dialog", class: "wide" },
+    h("div", { class: "row" }, h("h2", {}, "View code"), h("span", { class: "spacer" }), tabs),
+    pre,
+    h("div", { class: "row end" }, copy, h("button", { type: "button", id: "close-code", onclick: () => dialog.close() }, "Close")),
+  );
+  copy.addEventListener("click", () => navigator.clipboard?.writeText(pre.textContent));
+  dialog.present = (codes) => {
+    const select = (lang) => {
+      pre.textContent = codes[lang];
+      pre.dataset.lang = lang;
+      for (const t of tabs.children) t.classList.toggle("active", t.dataset.lang === lang);
+    };
+    clear(tabs, Object.keys(codes).map((lang) => h("button", { type: "button", class: "tab", dataset: { lang }, onclick: () => select(lang) }, { python: "Python", typescript: "TypeScript", curl: "curl" }[lang])));
+    select(pre.dataset.lang || "python");
+    dialog.showModal();
+  };
+  return dialog;
+}
+
+export function openCode(codes) {
+  document.getElementById("code-dialog").present(codes);
 }

@@ -43,6 +43,7 @@ function listView() {
   const newer = h("button", { type: "button", id: "newer" }, "← Newer");
   const older = h("button", { type: "button", id: "older" }, "Older →");
   const pageInfo = h("span", { class: "muted", id: "page-info" });
+  let cursors = [null]; // the cursor of each page shown so far; the last is this page's
   const form = h(
     "form",
     { class: "row wrap filter-form", onsubmit: (e) => { e.preventDefault(); cursors = [null]; load(); } },
@@ -52,20 +53,18 @@ function listView() {
     apply,
   );
   const el = h("div", { class: "stored-list" }, h("h1", {}, "Stored completions"), form, error, table, empty, h("div", { class: "row" }, newer, pageInfo, older));
-
-  let cursors = [null]; // the cursor of each page shown so far; the last is this page's
   let modelsKnown = false;
 
   function filterRow(key = "", value = "") {
-    const row = h(
+    const filter = h(
       "div",
       { class: "filter-row" },
       h("input", { class: "meta-key", placeholder: "metadata key", value: key, "aria-label": "Metadata key" }),
       h("span", {}, "="),
       h("input", { class: "meta-value", placeholder: "value", value, "aria-label": "Metadata value" }),
-      h("button", { type: "button", class: "icon", title: "Remove filter", onclick: () => row.remove() }, "×"),
+      h("button", { type: "button", class: "icon", title: "Remove filter", onclick: () => filter.remove() }, "×"),
     );
-    return row;
+    return filter;
   }
   filters.append(filterRow());
   addFilter.addEventListener("click", () => filters.append(filterRow()));
@@ -73,9 +72,9 @@ function listView() {
   function query() {
     const q = new URLSearchParams({ limit: String(PAGE), order: "desc" });
     if (model.value) q.set("model", model.value);
-    for (const row of filters.querySelectorAll(".filter-row")) {
-      const key = row.querySelector(".meta-key").value.trim();
-      if (key) q.set(`metadata[${key}]`, row.querySelector(".meta-value").value);
+    for (const filter of filters.querySelectorAll(".filter-row")) {
+      const key = filter.querySelector(".meta-key").value.trim();
+      if (key) q.set(`metadata[${key}]`, filter.querySelector(".meta-value").value);
     }
     const after = cursors.at(-1);
     if (after) q.set("after", after);
