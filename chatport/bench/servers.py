@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from chatport.engine.llama import repack_is_safe
+
 
 @dataclass
 class RunningServer:
@@ -129,14 +131,17 @@ def start_llama_cpp_server(model_path: str, model_id: str, *, ctx_size: int, log
 
 
 def start_llama_server(
-    binary: str, model_path: str, model_id: str, *, ctx_size: int, parallel: int, log_path: str
+    binary: str, model_path: str, model_id: str, *, ctx_size: int, parallel: int, log_path: str, extra: list[str] | None = None
 ) -> RunningServer:
     """llama.cpp's own server (scripts/build-llama-server) on the same GGUF, set up as
-    chatport is: ``parallel`` slots of ``ctx_size`` tokens each, every core."""
+    chatport is: ``parallel`` slots of ``ctx_size`` tokens each, every core; ``extra``:
+    more arguments (later ones win)."""
     port = free_port()
     cmd = [
         binary, "--model", model_path, "--alias", model_id, "--host", "127.0.0.1", "--port", str(port),
         "--ctx-size", str(ctx_size * parallel), "--parallel", str(parallel),
         "--threads", str(os.cpu_count() or 1), "--no-webui",
+        # Its AMX kernels crash as chatport's would (engine/llama.py): off where the CPU has AMX.
+        *([] if repack_is_safe() else ["--no-repack"]), *(extra or []),
     ]  # fmt: skip
     return launch("llama-server", cmd, port, "/health", log_path)

@@ -179,3 +179,39 @@ def audio(model: Model = "smollm2-135m-instruct", model_path: ModelPath = None, 
     from chatport.bench.audio import markdown, run_audio
 
     _emit(out, "audio", markdown(_command(), *run_audio(model, model_path or default_model().path)))
+
+
+@app.command()
+def tools(
+    model_path: Annotated[
+        str | None, typer.Option(help="GGUF to serve (default: Qwen2.5-Coder-0.5B-Instruct from the test extra's packages).")
+    ] = None,
+    model: Model = "qwen2.5-coder-0.5b-instruct",
+    categories: Annotated[
+        str, typer.Option(help="Comma-separated: simple, multiple, parallel, parallel_multiple, irrelevance, live_simple.")
+    ] = "simple,multiple,parallel,parallel_multiple,irrelevance,live_simple",
+    per_category: Annotated[int, typer.Option(help="Entries per category, evenly spaced through it.")] = 20,
+    compare: Annotated[str | None, typer.Option(help="llama-server: also run llama.cpp's server with --jinja.")] = None,
+    peer_bin: Annotated[str | None, typer.Option(help="The llama-server binary for --compare llama-server.")] = None,
+    threads: Annotated[int, typer.Option(help="Threads of each server (0: their default, every core).")] = 1,
+    out: Out = "bench-results",
+) -> None:
+    """Function calling on the Berkeley Function Calling Leaderboard's data, scored by its AST
+    checker (needs ``pip install --no-deps bfcl-eval==2026.3.23``)."""
+    from chatport.bench.packaged import qwen_coder_gguf
+    from chatport.bench.tools import CATEGORIES, markdown, run_tools, start_servers
+
+    chosen = [c.strip() for c in categories.split(",") if c.strip()]
+    unknown = [c for c in chosen if c not in CATEGORIES]
+    if unknown:
+        raise typer.BadParameter(f"unknown category {', '.join(unknown)}: {', '.join(CATEGORIES)}", param_hint="--categories")
+    peers = [p.strip() for p in (compare or "").split(",") if p.strip()]
+    if peers and (peers != ["llama-server"] or not (peer_bin and os.access(peer_bin, os.X_OK))):
+        raise typer.BadParameter("takes llama-server, with --peer-bin PATH (scripts/build-llama-server)", param_hint="--compare")
+    servers = start_servers(model_path or qwen_coder_gguf("0.5b"), model, peers, peer_bin, threads)
+    try:
+        results = run_tools([(s.name, s.api) for s in servers], model, chosen, per_category)
+    finally:
+        for server in servers:
+            server.stop()
+    _emit(out, "tools", markdown(_command(), results, per_category))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import queue
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -14,7 +15,7 @@ import llguidance as llg
 import numpy as np
 from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
-from chatport.protocol.backend import LazyGrammar
+from chatport.protocol.backend import TRIGGER_WINDOW, LazyGrammar
 
 T = TypeVar("T")
 
@@ -101,37 +102,46 @@ class Constraint:
         return bool(self._matcher.is_stopped())
 
 
-def step_masks(constraints: list[Constraint], n_vocab: int) -> np.ndarray:
-    """The allowed-token masks of a whole step (rows x vocab, bool).
+def step_masks(constraints: list[Constraint], ends: np.ndarray) -> np.ndarray:
+    """The allowed-token masks of a whole step (rows x vocab, bool). ``ends``: the model's
+    end-of-generation tokens (a bool per vocabulary entry).
+
+    llguidance knows one end token and allows it where the grammar may end; a model has
+    several (Qwen ends a turn with ``<|im_end|>`` or ``<|endoftext|>``, and after a tool
+    call prefers the second), so wherever one is allowed, every one is. Masking the one the
+    model wants made Qwen write call after call instead of stopping.
 
     Computed one matcher after another on the engine thread: llguidance's parallel
     executor keeps worker threads spinning, which on a 2-core machine slows the next
     llama_decode by more than the parallel masks save."""
+    n_vocab = len(ends)
     bitmask = allocate_token_bitmask(len(constraints), n_vocab)
     for i, constraint in enumerate(constraints):
         fill_next_token_bitmask(constraint._matcher, bitmask, i)
     bits = np.unpackbits(bitmask.view(np.uint8), axis=1, bitorder="little")
-    return bits[:, :n_vocab].view(bool)
+    rows = bits[:, :n_vocab].view(bool)
+    may_end = (rows & ends).any(axis=1)
+    rows[may_end] |= ends
+    return rows
 
 
 class TriggerWatch:
     """Watches a choice's output for the first trigger of its lazy grammars."""
 
     def __init__(self, lazy: tuple[LazyGrammar, ...]) -> None:
-        self._lazy = lazy
-        self._longest = max(len(g.trigger) for g in lazy)
-        self._recent = ""  # output tail that may still contain the start of a trigger
+        self._lazy = [(re.compile(g.trigger), g) for g in lazy]
+        self._recent = ""  # output tail that may still hold the start of a match
 
     def feed(self, text: str) -> tuple[LazyGrammar, str] | None:
-        """The lazy grammar whose trigger the output now contains (the earliest one) and
-        the text already written after that trigger; None while there is none."""
+        """The lazy grammar whose trigger the output now matches (the earliest match) and
+        the text from where that grammar starts; None while there is none."""
         self._recent += text
-        found = [(at, g) for g in self._lazy if (at := self._recent.find(g.trigger)) >= 0]
+        found = [(m.start(), m, g) for pattern, g in self._lazy if (m := pattern.search(self._recent))]
         if not found:
-            keep = self._longest - 1
-            self._recent = self._recent[-keep:] if keep else ""
+            self._recent = self._recent[-TRIGGER_WINDOW:]
             return None
-        at, lazy = min(found, key=lambda hit: hit[0])
-        after = self._recent[at + len(lazy.trigger) :]
+        _, match, lazy = min(found, key=lambda hit: hit[0])
+        start = match.start("call") if "call" in match.re.groupindex else match.end()
+        after = self._recent[start:]
         self._recent = ""
         return lazy, after

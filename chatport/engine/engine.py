@@ -125,6 +125,7 @@ class Engine:
         self.context = context
         self.prompt_cache = prompt_cache
         self.vocab = vocab
+        self._ends = np.array([vocab.is_eog(t) for t in range(vocab.n_vocab)], dtype=bool)
         self.context_length = context_length
         self.max_seqs = max_seqs
         self.queue_timeout = queue_timeout
@@ -351,15 +352,18 @@ class Engine:
         constrained = [s for s in seqs if s.constraint is not None]
         for seq in seqs:
             seq.sampler.allowed = None
+            seq.sampler.end_outside = None
             forced = seq.forced_token
             if forced is not None:
                 # One allowed token: the sampler picks it whatever the logits say.
                 seq.sampler.allowed = np.zeros(self.vocab.n_vocab, dtype=bool)
                 seq.sampler.allowed[forced] = True
         if constrained:
-            masks = step_masks([_constraint(s) for s in constrained], self.vocab.n_vocab)
+            masks = step_masks([_constraint(s) for s in constrained], self._ends)
             for seq, mask in zip(constrained, masks, strict=True):
                 seq.sampler.allowed = mask
+                ends = np.flatnonzero(mask & self._ends)
+                seq.sampler.end_outside = int(ends[0]) if len(ends) else None
 
     def _new_sequence(self, handle: RequestHandle, index: int, slot_id: int) -> Sequence:
         return Sequence(handle, index, slot_id, self.vocab, self.context_length)

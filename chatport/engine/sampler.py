@@ -29,6 +29,9 @@ class SamplerState:
     rng: np.random.Generator
     counts: dict[int, int] = field(default_factory=dict)
     allowed: npt.NDArray[np.bool_] | None = None  # this step's grammar mask, if the sequence has one
+    # Where the grammar may end: the end token that takes the weight of every token the
+    # grammar forbids (see ``_fold_outside``).
+    end_outside: int | None = None
 
     @classmethod
     def create(cls, params: SamplingParams, choice_index: int) -> SamplerState:
@@ -65,6 +68,8 @@ def sample(logits: np.ndarray, states: Seq[SamplerState], rows: Seq[int] | None 
     _apply_bias_and_penalties(x, states)
     for i, state in enumerate(states):
         if state.allowed is not None:
+            if state.end_outside is not None:
+                _fold_outside(x[i], state.allowed, state.end_outside)
             # After the biases: no logit_bias can bring back a token the grammar forbids.
             np.copyto(x[i], -np.inf, where=~state.allowed)
 
@@ -92,10 +97,23 @@ def sample(logits: np.ndarray, states: Seq[SamplerState], rows: Seq[int] | None 
         if k > 0:
             top = np.argpartition(-row, k - 1)[:k]
             top = top[np.argsort(-row[top], kind="stable")]
-            choice.top = [(int(t), float(row[t] - norm)) for t in top]
+            # Under a grammar, only tokens it allows: fewer than k when fewer are allowed.
+            choice.top = [(int(t), float(row[t] - norm)) for t in top if row[t] != -np.inf]
         else:
             choice.top = []
     return choices
+
+
+def _fold_outside(row: np.ndarray, allowed: np.ndarray, end: int) -> None:
+    """Where a grammar may end, a token it forbids means the model is done with what the
+    grammar holds: its weight goes to ending, not to the allowed tokens. Masking alone
+    renormalizes it onto them, so a model that had finished a call and wanted to write
+    prose was pushed into the next call's first letter (`<`), call after call. Weights
+    are the model's at temperature 1."""
+    peak = row.max()
+    leaving = np.exp(row[~allowed] - peak).sum(dtype=np.float64)
+    if leaving > 0.0:
+        row[end] = peak + np.log(np.exp(float(row[end] - peak)) + leaving)
 
 
 def _apply_bias_and_penalties(x: np.ndarray, states: Seq[SamplerState]) -> None:

@@ -35,10 +35,16 @@ class Grammar(Protocol):
     """A grammar compiled for one backend's vocabulary; opaque to the service."""
 
 
+TRIGGER_WINDOW = 1024
+
+
 @dataclass(frozen=True)
 class LazyGrammar:
-    """Decode freely until the output contains ``trigger``, then follow ``grammar`` from
-    right after it (tool calls in ``auto`` mode)."""
+    """Decode freely until the output matches the regex ``trigger``, then follow
+    ``grammar`` (tool calls in ``auto`` mode): the grammar takes the output from where the
+    match's group ``call`` starts (text already written there is fed into it), or from
+    right after the match when it has no such group. A match spans at most
+    ``TRIGGER_WINDOW`` characters."""
 
     trigger: str
     grammar: Grammar

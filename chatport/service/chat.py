@@ -99,12 +99,13 @@ class ChatService:
             tuple(await self.audio.transcripts(request.messages, audio_tokens.count)),
             await self.audio.history(request.messages, project),
         )
-        generation, tools = await generation_for(request, model, self.pools, self.fetcher, heard, project, self.pixels)
+        generation, tools, decoding = await generation_for(request, model, self.pools, self.fetcher, heard, project, self.pixels)
         return PreparedChat(
             request=request,
             model=model,
             generation=generation,
             tools=tools,
+            decoding=decoding,
             raw_messages=list(body["messages"]),
             id=rs.random_id("chatcmpl-"),
             created=int(time.time()),

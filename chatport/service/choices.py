@@ -12,8 +12,7 @@ from typing import Any
 from chatport.protocol import responses as rs
 from chatport.protocol.backend import ChoiceDelta, TokenLogprob
 from chatport.service.reasoning import ReasoningSplitter
-from chatport.service.tools import ToolCallFormat
-from chatport.service.tools.format import CUSTOM_BLOCK
+from chatport.service.tools.format import CallBlock
 from chatport.service.tools.parser import CallArguments, CallParser, CallStart, Content, Event
 from chatport.service.tools.plan import ToolPlan
 
@@ -62,21 +61,23 @@ class Choices:
         *,
         logprobs: bool,
         tools: ToolPlan | None,
-        fmt: ToolCallFormat,
+        blocks: tuple[CallBlock, ...] = (),
+        forced: tuple[CallStart, ...] = (),
         think_tags: tuple[str, str] | None = None,
         show_reasoning: bool = True,
     ) -> None:
-        """``think_tags``: the answers open with a think block with these tags;
+        """``blocks``: where calls show in the output (``DecodingPlan``), none when no call
+        can be made; ``forced``: a call is required and may be any of these;
+        ``think_tags``: the answers open with a think block with these tags;
         ``show_reasoning``: return its text as ``reasoning_content`` (else only count it)."""
         self.n = n
         self.legacy = bool(tools and tools.legacy)
         self.show_reasoning = show_reasoning and think_tags is not None
-        active = tools is not None and tools.active
-        blocks = (*fmt.blocks, CUSTOM_BLOCK)
+        names = tools.callable if tools is not None and tools.active else []
         self._choices = [
             _Choice(
                 logprobs,
-                CallParser(blocks) if active else None,
+                CallParser(blocks, names, forced) if blocks and names else None,
                 ReasoningSplitter(*think_tags) if think_tags is not None else None,
             )
             for _ in range(n)
@@ -135,7 +136,7 @@ class Choices:
             choice.content_fed += len(text)
             events += choice.parser.feed(text) if choice.parser is not None else [Content(text, start)]
         if choice.parser is not None and delta.finish_reason:
-            events += choice.parser.finish()
+            events += choice.parser.finish(cut=delta.finish_reason == "length")
         # Content offsets count from the answer's start; pending logprobs, from the output's.
         shift = (choice.splitter.content_start or 0) if choice.splitter is not None else 0
         return [Content(e.text, e.start + shift) if isinstance(e, Content) else e for e in events]
@@ -175,7 +176,9 @@ class Choices:
 
     def message(self, i: int) -> dict[str, Any]:
         choice = self._choices[i]
-        message = rs.assistant_message(choice.text or None if choice.calls else choice.text)
+        # Null, never "", when the output was nothing but call markup.
+        markup = choice.calls or (choice.parser is not None and choice.parser.markup)
+        message = rs.assistant_message(choice.text or None if markup else choice.text)
         if self.show_reasoning:
             message["reasoning_content"] = choice.reasoning
         if not choice.calls:

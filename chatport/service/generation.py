@@ -10,22 +10,20 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import llguidance as llg
-
 from chatport.protocol.backend import GenerationRequest, Grammar, LazyGrammar, SamplingParams
 from chatport.protocol.errors import InvalidRequestError, context_length_exceeded
 from chatport.protocol.prompt import Image
 from chatport.protocol.requests import ChatCompletionRequest
-from chatport.service.decoding import GrammarError, plan_decoding
+from chatport.service.decoding import DecodingPlan, GrammarError, plan_decoding
 from chatport.service.fetch import ImageFetcher
 from chatport.service.files import FileWork
 from chatport.service.images import ImagePlacer, PixelBudget, load_images
 from chatport.service.messages import has_files, to_template_messages
 from chatport.service.models import ServedModel
 from chatport.service.prompt import NO_REASONING, build_prompt
-from chatport.service.structured import grammar_for, schema_error
+from chatport.service.structured import answer_schema, schema_error
 from chatport.service.tools import add_tool_notes
-from chatport.service.tools.plan import ToolPlan, custom_grammar_error, plan_tools, tools_error
+from chatport.service.tools.plan import ToolPlan, plan_tools, tools_error
 from chatport.service.workers import WorkerPools, run_stoppable
 
 # service_tier as requested -> (the tier that serves it, as the response names it; queue priority).
@@ -68,7 +66,7 @@ async def generation_for(
     heard: Heard | None = None,
     project: str = "default",
     pixels: PixelBudget | None = None,
-) -> tuple[GenerationRequest, ToolPlan | None]:
+) -> tuple[GenerationRequest, ToolPlan | None, DecodingPlan]:
     """``project``: whose cached prompts the generation may reuse (only its own);
     ``pixels``: the decoded-image memory all requests share."""
     pixels = pixels or PixelBudget()
@@ -84,7 +82,7 @@ async def generation_for(
 
 async def _generation(
     request: ChatCompletionRequest, model: ServedModel, pools: WorkerPools, heard: Heard, project: str, loaded: list[Image]
-) -> tuple[GenerationRequest, ToolPlan | None]:
+) -> tuple[GenerationRequest, ToolPlan | None, DecodingPlan]:
     compiler = _Compiler(model, pools.grammar)
     placer = ImagePlacer(loaded) if model.capabilities.vision else None
     convert = partial(
@@ -105,14 +103,8 @@ async def _generation(
     images = placer.prompt_images() if placer is not None else None
     reasoning = model.reasoning_plans.get(request.reasoning_effort, NO_REASONING)
     tools = plan_tools(request)
-    if tools is not None:
-        for custom in tools.customs:
-            if custom.syntax != "text":  # each grammar checked on its own, so its 400 names it
-                await compiler.compile(
-                    llg.LLMatcher.grammar_from_lark(custom.subgrammar()), partial(custom_grammar_error, custom)
-                )
     decoding = plan_decoding(
-        grammar_for(request, messages),
+        answer_schema(request, messages),
         schema_error(request),
         tools,
         model.tool_format,
@@ -120,6 +112,8 @@ async def _generation(
         model.backend.vocabulary,
         reasoning.visible,
     )
+    for grammar, error in decoding.checks:  # each checked on its own, so that its 400 names it
+        await compiler.compile(grammar, error)
     # Images are encoded as the prompt is built: in the images pool, so they cannot hold up plain prompts.
     builder_pool = pools.images if images is not None else pools.prompt
     prompt = await build_prompt(model.prompts, builder_pool, *template_inputs(messages, tools, model), reasoning, images)
@@ -146,7 +140,7 @@ async def _generation(
         prediction=prediction,
         thinking=reasoning.thinking,
     )
-    return generation, tools
+    return generation, tools, decoding
 
 
 def predicted_tokens(request: ChatCompletionRequest, model: ServedModel) -> tuple[int, ...]:

@@ -32,6 +32,7 @@ from chatport.protocol.errors import APIError, overloaded_error, rate_limit_erro
 from chatport.protocol.requests import ChatCompletionRequest
 from chatport.service.audio import AudioService, SentenceSpeaker
 from chatport.service.choices import Choices, ChoiceUpdate
+from chatport.service.decoding import DecodingPlan
 from chatport.service.models import ServedModel
 from chatport.service.tools.plan import ToolPlan
 
@@ -55,6 +56,7 @@ class PreparedChat:
     model: ServedModel
     generation: GenerationRequest
     tools: ToolPlan | None
+    decoding: DecodingPlan
     raw_messages: list[dict[str, Any]]  # as sent, for the store
     id: str
     created: int
@@ -76,7 +78,8 @@ class PreparedChat:
             self.generation.n,
             logprobs=self.generation.params.logprobs,
             tools=self.tools,
-            fmt=self.model.tool_format,
+            blocks=self.decoding.blocks,
+            forced=self.decoding.forced,
             think_tags=tags,
             show_reasoning=self.show_reasoning,
         )

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import llguidance as llg
 
 from chatport.protocol import requests as rq
 from chatport.protocol.errors import InvalidRequestError
 from chatport.service.bounds import check_schema
+from chatport.service.json_grammar import grammar_schema
 from chatport.service.strict_schema import StrictSchemaCheck, invalid_schema
 
-if TYPE_CHECKING:
-    from llguidance._lib import JsonCompileOptions
 
-
-# Compact JSON: no free whitespace between tokens, so a small model cannot wander off
-# into endless spaces or newlines while staying inside the grammar.
-def _options(*, lenient: bool) -> JsonCompileOptions:
-    return {"whitespace_flexible": False, "lenient": lenient}
-
-
-def grammar_for(request: rq.ChatCompletionRequest, messages: list[dict[str, Any]]) -> str | None:
+def answer_schema(request: rq.ChatCompletionRequest, messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The schema ``response_format`` holds the answer to, as it goes into a grammar
+    (checked, numbers bounded, whitespace options set); None for text."""
     fmt = request.response_format
     if fmt is None or isinstance(fmt, rq.ResponseFormatText):
         return None
@@ -33,17 +27,22 @@ def grammar_for(request: rq.ChatCompletionRequest, messages: list[dict[str, Any]
                 param="messages",
                 code=None,
             )
-        return llg.LLMatcher.grammar_from_json_schema({"type": "object"}, defaults=_options(lenient=False))
+        return grammar_schema({"type": "object"}, lenient=False)
     spec = fmt.json_schema
     name = spec.name
     schema = spec.schema_ if spec.schema_ is not None else {"type": "object"}
     check_schema(schema, "response_format", lambda detail: invalid_schema(name, detail))
     if spec.strict:
         StrictSchemaCheck(name).check(schema)
+    return grammar_schema(schema, lenient=not spec.strict)
+
+
+def schema_grammar(schema: dict[str, Any], error: Callable[[str], InvalidRequestError]) -> str:
+    """The grammar of an answer under ``schema`` alone (from ``answer_schema``)."""
     try:
-        return llg.LLMatcher.grammar_from_json_schema(schema, defaults=_options(lenient=not spec.strict))
+        return str(llg.LLMatcher.grammar_from_json_schema(schema))
     except ValueError as exc:
-        raise invalid_schema(name, str(exc)) from None
+        raise error(str(exc)) from None
 
 
 def schema_error(request: rq.ChatCompletionRequest) -> Callable[[str], InvalidRequestError]:

@@ -24,3 +24,15 @@ pytestmark = pytest.mark.node
 @pytest.fixture(scope="module")
 def report(qwen_server):
     return run_node_checks(qwen_server)
+
+
+def test_the_seeds_run_tools_example_calls_and_stops_each_turn(report):
+    # Before: after its first call Qwen ended a turn with <|endoftext|>, which the grammar
+    # masked (it allowed only <|im_end|>), and a bare call followed by a newline was read
+    # as the start of the next one: 12 calls a turn until max_tokens. What is left is the
+    # model's: it calls again instead of answering (llama-server's Qwen does the same).
+    run = report["seedRunTools"]
+    assert run["completions"][0]["calls"] >= 1
+    for completion in run["completions"]:
+        assert completion["finish"] in {"tool_calls", "stop"}, run
+        assert completion["calls"] <= 2, run

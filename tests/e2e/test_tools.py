@@ -36,9 +36,13 @@ def test_required_calls_always_parse_and_validate(target):
         r = client.chat.completions.create(
             model=model, messages=ASK, tools=[WEATHER, TIME], tool_choice="required", temperature=1.0, seed=seed, max_tokens=200
         )
+        # SmolLM2 sometimes goes on calling (up to five calls for two questions): a call
+        # cut off by max_tokens is returned as written, as OpenAI's are; every whole one
+        # parses and validates.
         choice = r.choices[0]
-        assert choice.finish_reason == "tool_calls"
-        check_calls(choice.message, {"get_weather", "get_time"})
+        assert choice.finish_reason in ("tool_calls", "length")
+        complete = choice.message.tool_calls if choice.finish_reason == "tool_calls" else choice.message.tool_calls[:-1]
+        check_calls(type(choice.message)(role="assistant", tool_calls=complete), {"get_weather", "get_time"})
 
 
 def test_parallel_tool_calls_false_never_makes_two(target):

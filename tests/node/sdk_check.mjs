@@ -213,6 +213,37 @@ async function runToolsOnce(stream) {
 }
 report.runToolsStreamed = { plain: await runToolsOnce(false), streamed: await runToolsOnce(true) };
 
+// The seed's runTools example as written (auto tool choice, a tool result back each turn),
+// greedy and capped so that a model that never answers still ends.
+const seedRunner = client.chat.completions.runTools(
+  {
+    model: "gpt-4o",
+    messages: [{ role: "user", content: "What's the weather in Boston and San Francisco?" }],
+    tools: [
+      {
+        type: "function",
+        function: {
+          name: "get_weather",
+          description: "Get the current weather for a location",
+          parameters: { type: "object", properties: { location: { type: "string" } }, required: ["location"] },
+          function: async ({ location }) => ({ temperature: 72, condition: "sunny", location }),
+        },
+      },
+    ],
+    temperature: 0,
+    max_tokens: 150,
+  },
+  { maxChatCompletions: 4 },
+);
+const seedFinal = await seedRunner.finalContent();
+report.seedRunTools = {
+  finalContentType: typeof seedFinal,
+  completions: seedRunner.allChatCompletions().map((c) => ({
+    finish: c.choices[0].finish_reason,
+    calls: (c.choices[0].message.tool_calls ?? []).length,
+  })),
+};
+
 // A file part as the SDK docs show it (bare base64 with a filename), then the same prompt
 // as the text the server documents for it: the second finds the first's prompt cached.
 const question = { type: "text", text: "What does the document say?" };

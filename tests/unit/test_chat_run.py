@@ -5,6 +5,7 @@ pieces, the finish, usage last), the whole completion, and a spoken stream's own
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -17,8 +18,10 @@ from chatport.protocol.prompt import Prompt
 from chatport.protocol.requests import ChatCompletionRequest
 from chatport.protocol.speech import Speech
 from chatport.service.audio import AudioService
+from chatport.service.decoding import plan_decoding
 from chatport.service.models import ServedModel
 from chatport.service.run import ChatRun, PreparedChat
+from chatport.service.structured import schema_error
 from chatport.service.tools.plan import plan_tools
 from tests.support.tools import WEATHER
 from tests.unit.test_prompt_safety import VocabBackend
@@ -72,6 +75,9 @@ def prepared(model: ServedModel, n: int = 1, logprobs: bool = False, **body) -> 
         model=model,
         generation=generation,
         tools=plan_tools(request),
+        decoding=plan_decoding(
+            None, schema_error(request), plan_tools(request), model.tool_format, json.dumps, model.backend.vocabulary
+        ),
         raw_messages=body.get("messages", []),
         id="chatcmpl-test",
         created=1,

@@ -10,6 +10,7 @@ import pytest
 from chatport.protocol.backend import ChoiceDelta, TokenLogprob
 from chatport.protocol.requests import ChatCompletionRequest
 from chatport.service.choices import Choices
+from chatport.service.tools.format import CUSTOM_BLOCK
 from chatport.service.tools.hermes import GenericFormat
 from chatport.service.tools.mistral import MistralFormat
 from chatport.service.tools.plan import plan_tools
@@ -32,7 +33,8 @@ def run(output: str, cuts: list[int], *, fmt=None, legacy=False, logprobs=False,
     plan = tools()
     if legacy:
         plan.legacy = True
-    choices = Choices(1, logprobs=logprobs, tools=plan, fmt=fmt or GenericFormat())
+    fmt = fmt or GenericFormat()
+    choices = Choices(1, logprobs=logprobs, tools=plan, blocks=(*fmt.blocks(plan.callable), CUSTOM_BLOCK))
     bounds = [0, *cuts, len(output)]
     seen = []
     for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
@@ -110,7 +112,7 @@ def run_thinking(output: str, cuts: list[int], *, with_tools: bool, show: bool =
         1,
         logprobs=True,
         tools=tools() if with_tools else None,
-        fmt=GenericFormat(),
+        blocks=(*GenericFormat().blocks(["get_weather"]), CUSTOM_BLOCK) if with_tools else (),
         think_tags=("<think>", "</think>"),
         show_reasoning=show,
     )

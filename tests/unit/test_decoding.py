@@ -5,6 +5,7 @@ each again for a thinking model, whose think block's tags stay visible."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -12,7 +13,7 @@ from chatport.protocol.backend import Vocabulary
 from chatport.protocol.errors import InvalidRequestError
 from chatport.protocol.requests import ChatCompletionRequest
 from chatport.service.decoding import plan_decoding
-from chatport.service.structured import grammar_for, schema_error
+from chatport.service.structured import answer_schema, schema_error
 from chatport.service.tools.hermes import CALL_OPEN, HermesFormat
 from chatport.service.tools.mistral import MistralFormat
 from chatport.service.tools.plan import plan_tools, tools_error
@@ -49,7 +50,7 @@ def plan(*, tools: bool = False, choice=None, schema: bool = False, thinking: bo
         body["response_format"] = SCHEMA
     request = ChatCompletionRequest.model_validate(body)
     return plan_decoding(
-        grammar_for(request, body["messages"]),
+        answer_schema(request, body["messages"]),
         schema_error(request),
         plan_tools(request),
         fmt or HermesFormat(),
@@ -84,18 +85,32 @@ def test_required_tools_beside_a_schema_decode_the_call(thinking, choice):
     assert decoding.grammar_error is tools_error and decoding.lazy == ()
 
 
-def test_optional_tools_alone_wait_for_a_trigger(thinking):
+def test_optional_tools_alone_wait_for_a_listed_name(thinking):
     decoding = plan(tools=True, thinking=thinking)
     assert decoding.grammar is None
     triggers = [trigger for trigger, _ in decoding.lazy]
-    assert CALL_OPEN in triggers and all("get_weather" in grammar for _, grammar in decoding.lazy)
+    assert any(t.startswith(re.escape(CALL_OPEN)) for t in triggers)
+    assert all("get_weather" in t for t in triggers) and all("get_weather" in grammar for _, grammar in decoding.lazy)
+    assert any(b.keep_opener for b in decoding.blocks)  # bare calls are read too
+    assert decoding.forced == ()
 
 
-def test_optional_tools_beside_a_schema_leave_the_answer_to_the_schema(thinking):
+def test_optional_tools_beside_a_schema_answer_or_call(thinking):
     decoding = plan(tools=True, schema=True, thinking=thinking)
-    assert decoding.grammar is not None and "get_weather" not in decoding.grammar
-    assert decoding.lazy == ()
+    assert decoding.grammar is not None and "get_weather" in decoding.grammar and '"a"' in decoding.grammar
+    assert decoding.lazy == () and decoding.grammar_error is tools_error
+    # Bare calls are read too: only an object naming a listed tool with arguments is one.
+    assert any(b.keep_opener for b in decoding.blocks)
+    # The schema is compiled on its own first, so that a bad one is reported as response_format's.
+    (_, error), *_ = decoding.checks
+    assert "response_format 'answer'" in error("bad").message
     assert decoding.visible == (THINK_TAGS if thinking else frozenset())
+
+
+@pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_weather"}}])
+def test_a_required_call_knows_what_it_may_be(choice):
+    decoding = plan(tools=True, choice=choice)
+    assert [c.name for c in decoding.forced] == ["get_weather"]
 
 
 def test_tool_choice_none_is_as_if_no_tools(thinking):

@@ -6,15 +6,16 @@ from __future__ import annotations
 import asyncio
 
 import llguidance as llg
+import numpy as np
 import pytest
 
-from chatport.engine.constraint import Constraint
+from chatport.engine.constraint import Constraint, step_masks
 from chatport.engine.engine import Engine
 from chatport.engine.handle import RequestHandle
 from chatport.engine.sequence import Sequence
 from chatport.protocol.backend import ChoiceDelta, GenerationRequest, SamplingParams, Thinking
 from chatport.protocol.prompt import MediaChunk, Prompt
-from tests.support.bytes_vocab import ByteVocab, lltokenizer, tokens
+from tests.support.bytes_vocab import CONTROL, EOG, N_VOCAB, ByteVocab, lltokenizer, tokens
 from tests.support.fake_context import FakeContext, next_token
 
 GREEDY = SamplingParams(temperature=0.0)
@@ -344,3 +345,17 @@ async def test_each_request_counts_one_first_token_and_its_wait():
     assert after.first_tokens == 2
     assert after.first_token_seconds > 0.0
     assert after.tokens == 3 + 2 * 4  # "bcd", and "xyz" and the end-of-generation token twice
+
+
+def test_where_a_grammar_may_end_every_end_token_of_the_model_is_allowed():
+    # llguidance knows one end token (256 here); take 257 for a second one, as Qwen's
+    # <|endoftext|> is beside <|im_end|>.
+    ends = np.zeros(N_VOCAB, dtype=bool)
+    ends[[EOG, CONTROL]] = True
+    may_end = Constraint(lltokenizer(), llg.LLMatcher.grammar_from_regex("ab?"))
+    may_end.advance(ord("a"))
+    must_go_on = Constraint(lltokenizer(), llg.LLMatcher.grammar_from_regex("ab"))
+    must_go_on.advance(ord("a"))
+    masks = step_masks([may_end, must_go_on], ends)
+    assert masks[0, EOG] and masks[0, CONTROL] and masks[0, ord("b")]
+    assert not masks[1, EOG] and not masks[1, CONTROL] and masks[1, ord("b")]

@@ -123,3 +123,25 @@ def test_a_temperature_below_float32s_range_samples_the_best_token(temperature):
     x = logits(4, seed=3)
     states = [SamplerState.create(SamplingParams(temperature=temperature, seed=i), 0) for i in range(4)]
     assert [c.token for c in sample(x, states)] == list(x.argmax(axis=1))
+
+
+def test_where_a_grammar_may_end_the_forbidden_tokens_weight_goes_to_ending():
+    # Token 0 ends; the grammar allows 0 and 1 (say, another call's first letter). The
+    # model wants 2 (prose): greedy, that ends the answer instead of forcing token 1.
+    x = np.full((1, V), -10.0, dtype=np.float32)
+    x[0, 1], x[0, 2] = 1.0, 3.0
+    state = SamplerState.create(SamplingParams(temperature=0.0, logprobs=True), 0)
+    state.allowed = np.zeros(V, dtype=bool)
+    state.allowed[[0, 1]] = True
+    state.end_outside = 0
+    choice = sample(x, [state])[0]
+    assert choice.token == 0
+    # The end token carries the weight of everything outside: p(end) = 1 - p(1).
+    p1 = np.exp(1.0) / np.exp(x[0]).sum()
+    assert np.exp(choice.logprob) == pytest.approx(1 - p1, rel=1e-4)
+    # When the model's own choice is allowed it is kept; without end_outside, masked as ever.
+    x[0, 1] = 6.0
+    assert sample(x, [state])[0].token == 1
+    x[0, 1] = 1.0
+    state.end_outside = None
+    assert sample(x, [state])[0].token == 1

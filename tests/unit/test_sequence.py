@@ -162,7 +162,7 @@ def test_rollback_forgets_tokens_penalty_counts_and_grammar_progress(loop):
 def test_a_lazy_grammar_switches_on_at_its_trigger_and_accounts_for_the_text_after_it(loop):
     grammar = Constraint(lltokenizer(), llg.LLMatcher.grammar_from_regex(" *[0-9]+!"))
     vocab = PieceVocab()
-    seq = sequence(loop, vocab, lazy_grammars=(LazyGrammar("CALL(", grammar),))
+    seq = sequence(loop, vocab, lazy_grammars=(LazyGrammar(r"CALL\(", grammar),))
     feed(seq, [vocab.token(b"hello CA")])
     assert seq.constraint is None
     feed(seq, [vocab.token(b"LL( 12")])

@@ -84,7 +84,7 @@ def test_an_earlier_call_renders_in_the_familys_syntax_and_parses_back(family):
     assert "get_weather" in text and "Get the weather" in text  # the tool definitions
     assert "21" in text  # the tool result
     (turn,) = re.findall(ASSISTANT_TURN[family], text, re.DOTALL)
-    parser = CallParser((*fmt.blocks, CUSTOM_BLOCK))
+    parser = CallParser((*fmt.blocks(["get_weather"]), CUSTOM_BLOCK), ["get_weather"])
     events = parser.feed(turn) + parser.finish()
     assert not [e for e in events if isinstance(e, Content)]
     names = [e.name for e in events if isinstance(e, CallStart)]

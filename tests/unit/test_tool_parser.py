@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from chatport.service.tools.format import CUSTOM_BLOCK, ToolCallFormat
+from chatport.service.tools.format import CUSTOM_BLOCK, CallBlock, ToolCallFormat
 from chatport.service.tools.hermes import GenericFormat, HermesFormat
 from chatport.service.tools.llama3 import Llama3JsonFormat
 from chatport.service.tools.mistral import MistralFormat
 from chatport.service.tools.parser import CallArguments, CallParser, CallStart, Content, Event
 
 HERMES, GENERIC, LLAMA3, MISTRAL = HermesFormat(), GenericFormat(), Llama3JsonFormat(), MistralFormat()
+NAMES = ["get_weather", "get_time", "open_ticket", "say"]
+UNLISTED = '<tool_call>\n{"name": "get_stock", "arguments": {"symbol": "X"}}\n</tool_call>'
+BARE_UNLISTED = 'Try {"name": "get_stock", "arguments": {"symbol": "X"}}.'
+CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris"}}\n</tool_call>\n'
+FORCED = (CallStart("get_weather"), CallStart("get_time"), CallStart("open_ticket", custom=True))
 WEATHER = ("get_weather", '{"location": "Paris"}')
 TIME = ("get_time", '{"city": "Paris"}')
 TICKET = ("open_ticket", "TCK-1 <urgent>")
@@ -81,15 +86,45 @@ CASES: list[tuple[ToolCallFormat, str, str, list[tuple[str, str]]]] = [
     (MISTRAL, '[TOOL_CALLS][{"name": "get_time", ', "", [("get_time", "")]),
     (HERMES, 'Sure.\n<tool_call>\n{"na', "Sure.", []),
     (HERMES, "Sure.\n<tool_call>", "Sure.", []),
+    # Only a listed tool's whole name makes a call: anything else is content, as written.
+    (HERMES, UNLISTED, UNLISTED, []),
+    (HERMES, BARE_UNLISTED, BARE_UNLISTED, []),
+    (LLAMA3, '{"name": "get_stock", "parameters": {}}', '{"name": "get_stock", "parameters": {}}', []),
+    (HERMES, '{"name": "get_weather_now", "arguments": {}}', '{"name": "get_weather_now", "arguments": {}}', []),
+    (HERMES, 'Use {"name": "get_w for that.', 'Use {"name": "get_w for that.', []),
+    # Several bare calls, fenced one after another or as an array.
+    (
+        HERMES,
+        '```json\n{"name": "get_weather", "arguments": {"location": "Paris"}}\n```\n'
+        '```json\n{"name": "get_time", "arguments": {"city": "Paris"}}\n```',
+        "",
+        [WEATHER, TIME],
+    ),
+    (
+        HERMES,
+        '[{"name": "get_weather", "arguments": {"location": "Paris"}}, {"name": "get_time", "arguments": {"city": "Paris"}}]',
+        "",
+        [WEATHER, TIME],
+    ),
+    (HERMES, '{\n  "name": "get_time",\n  "arguments": {"city": "Paris"}\n}', "", [TIME]),
+    (HERMES, '{ "name" : "get_time", "arguments": {"city": "Paris"}}', "", [TIME]),
+    # A bare call cut after its listed name: the call, with no arguments yet.
+    (HERMES, 'Here: {"name": "get_time"', "Here:", [("get_time", "")]),
 ]
 
 
-def read(fmt: ToolCallFormat, pieces: list[str]) -> tuple[str, list[tuple[str, str]], list[Event]]:
-    parser = CallParser((*fmt.blocks, CUSTOM_BLOCK))
+def blocks(fmt: ToolCallFormat) -> tuple[CallBlock, ...]:
+    return (*fmt.blocks(NAMES), CUSTOM_BLOCK)
+
+
+def read(
+    fmt: ToolCallFormat, pieces: list[str], *, cut: bool = False, forced: tuple[CallStart, ...] = ()
+) -> tuple[str, list[tuple[str, str]], list[Event]]:
+    parser = CallParser(blocks(fmt), NAMES, forced)
     events: list[Event] = []
     for piece in pieces:
         events += parser.feed(piece)
-    events += parser.finish()
+    events += parser.finish(cut=cut)
     content, calls = "", []
     for event in events:
         if isinstance(event, Content):
@@ -119,8 +154,8 @@ def test_no_part_of_call_markup_is_ever_content(fmt, output, content, calls):
     _, _, events = read(fmt, list(output))
     shown = "".join(e.text for e in events if isinstance(e, Content))
     assert shown == content
-    for block in (*fmt.blocks, CUSTOM_BLOCK):
-        assert block.opener not in shown or block.opener in content
+    for marker in ("<tool_call>", "</tool_call>", "[TOOL_CALLS]", "<custom_call", '"arguments"'):
+        assert marker not in shown or marker in content
 
 
 @pytest.mark.parametrize(("fmt", "output", "content", "calls"), CASES)
@@ -142,3 +177,56 @@ def test_arguments_arrive_as_they_are_written():
 def test_string_arguments_and_escapes():
     output = '<tool_call>\n{"name": "say", "arguments": "he said \\"}\\" and left"}\n</tool_call>'
     assert read(HERMES, list(output))[1] == [("say", '"he said \\"}\\" and left"')]
+
+
+# --- cut off by max_tokens ------------------------------------------------------------------
+
+# (output cut off, content, calls): the start of an opener is never content beside calls.
+CUT: list[tuple[str, str, list[tuple[str, str]]]] = [
+    (CALL + "<tool", "", [WEATHER]),
+    (CALL + "<", "", [WEATHER]),
+    ("Sure. <tool_c", "Sure.", []),
+    ('Sure. {"name": "get_', "Sure.", []),
+    ("Sure. <custom_ca", "Sure.", []),
+    ("Sure. 3 < 4", "Sure. 3 < 4", []),
+]
+
+
+@pytest.mark.parametrize(("output", "content", "calls"), CUT)
+def test_a_cut_off_output_never_ends_in_the_start_of_an_opener(output, content, calls):
+    for pieces in splits(output):
+        assert read(GENERIC, pieces, cut=True)[:2] == (content, calls), pieces
+
+
+def test_an_output_that_ends_by_itself_keeps_its_text():
+    assert read(GENERIC, ["Compare: a <tool"])[:2] == ("Compare: a <tool", [])
+
+
+def test_a_required_call_cut_at_every_length_carries_a_listed_name():
+    mistral = '[TOOL_CALLS][{"name": "get_time", "arguments": {"city": "Paris"}}]'
+    for fmt, call in ((HERMES, CALL), (LLAMA3, '{"name": "get_time", "parameters": {"city": "Paris"}}'), (MISTRAL, mistral)):
+        for end in range(len(call) + 1):
+            content, calls, _ = read(fmt, [call[:end]], cut=end < len(call), forced=FORCED)
+            assert content == "" and len(calls) == 1, (fmt.name, call[:end])
+            name, _ = calls[0]
+            assert name in NAMES and call.startswith(call[:end]), (fmt.name, call[:end])
+            written = call[:end]
+            if '"name": "get_t' in written:  # the name begun is the one completed
+                assert name == "get_time", written
+
+
+def test_a_required_custom_call_cut_before_its_name_is_the_custom_call():
+    content, calls, events = read(HERMES, ['<custom_call name="open_t'], cut=True, forced=FORCED)
+    assert content == "" and calls == [("open_ticket", "")]
+    assert any(isinstance(e, CallStart) and e.custom for e in events)
+
+
+def test_markup_alone_is_markup():
+    parser = CallParser(blocks(GENERIC), NAMES)
+    parser.feed(CALL[:20])
+    parser.finish(cut=True)
+    assert parser.markup
+    plain = CallParser(blocks(GENERIC), NAMES)
+    plain.feed("Hello there.")
+    plain.finish()
+    assert not plain.markup

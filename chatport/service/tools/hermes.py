@@ -5,64 +5,74 @@ generic format (the same syntax, described in a system note) for templates witho
     {"name": "get_weather", "arguments": {"location": "Paris"}}
     </tool_call>
 
-Small models often skip the tags in auto mode and answer with the bare call object,
-sometimes in a ```json fence: that is recognized (and constrained) too.
+Small models often skip the tags in auto mode and answer with the bare call object (or
+several, or an array of them), sometimes in a ```json fence: that is recognized (and
+constrained) too, once a listed tool's name is written.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+from chatport.service.json_grammar import WHITESPACE
 from chatport.service.tools.format import (
     CUSTOM_CLOSE,
     CUSTOM_OPEN,
+    MAX_PARALLEL_CALLS,
     CallBlock,
     Literal,
     ToolCallFormat,
     Trigger,
     call_schema,
+    json_head,
 )
 from chatport.service.tools.plan import FunctionSpec
 
 CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
-BARE_OPENS = ('{"name"', '{\n  "name"', '{\n    "name"')
-FENCES = ("```json\n", "```\n")  # a fence right before a bare call is the call's
+FENCE = r"(?:```(?:json)?\n)?"  # a fence right before a bare call is the call's
+CALL_SPACE = "[ \\n]{0,8}"  # between the tags and the call object
 
 
 class HermesFormat(ToolCallFormat):
     name = "hermes"
 
-    @property
-    def blocks(self) -> tuple[CallBlock, ...]:
-        bare = (CallBlock(fence + o, None, keep_opener=True) for fence in ("", *FENCES) for o in BARE_OPENS)
-        return (CallBlock(CALL_OPEN, CALL_CLOSE), *bare)
+    bare_rule = "bare_calls"
+
+    def blocks(self, names: list[str]) -> tuple[CallBlock, ...]:
+        tagged = CallBlock(re.escape(CALL_OPEN), CALL_CLOSE)
+        # A bare object, or an array of them, once the first one's name is a listed tool's.
+        bare = CallBlock(f"{FENCE}(?:\\[{WHITESPACE})?{json_head(names)}", None, keep_opener=True)
+        return (tagged, bare)
 
     def function_rules(self, functions: list[FunctionSpec], parallel: bool, literal: Literal) -> list[str]:
-        alternatives = " | ".join(
-            f'{json.dumps(json.dumps(f.name))} WS "," WS "\\"arguments\\"" WS ":" WS args_{i}' for i, f in enumerate(functions)
-        )
-        rules = [
+        repeat = f"{{0,{MAX_PARALLEL_CALLS - 1}}}"
+        more = f" (BARE_SEP fbody){repeat}" if parallel else ""
+        more_in_array = f' (WS "," WS fbody){repeat}' if parallel else ""
+        return [
             f"fcall: {literal(CALL_OPEN)} fcall_rest",
-            f'fcall_rest: "\\n" fbody "\\n" {literal(CALL_CLOSE)} "\\n"?',
+            f'fcall_rest: CALL_SPACE fbody CALL_SPACE {literal(CALL_CLOSE)} "\\n"?',
             "fbody: " + " | ".join(f"fn_{i}" for i in range(len(functions))),
             *(f"fn_{i}: %json {json.dumps(call_schema(f))}" for i, f in enumerate(functions)),
-            # The rest of a bare object once '{"name"' is written.
-            'bare_rest: WS ":" WS bare_call WS "}" FENCE_END?',
-            f"bare_call: {alternatives}",
-            "WS: /[ \\n]{0,8}/",
-            "FENCE_END: /\\n{0,2}```/",
+            # Bare calls (the model skipped the tags): one object, several each in its own
+            # fence, or an array of them. Not one after another on plain new lines: after
+            # a bare call and a newline Qwen writes the tool's result it imagines (`{"temp`),
+            # and a grammar that read `{"` as the next call's start forced call after call.
+            f'bare_calls: (fbody{more} | "[" WS fbody{more_in_array} WS "]") BARE_END?',
+            f"CALL_SPACE: /{CALL_SPACE}/",
+            f"WS: /{WHITESPACE}/",
+            "BARE_SEP: /\\n{0,2}```\\n{1,2}```(json)?\\n/",
+            "BARE_END: /[ \\n]{1,4}|\\n{0,2}```\\n{0,2}/",
         ]
-        for i, f in enumerate(functions):
-            schema = dict(f.parameters)
-            schema.setdefault("type", "object")
-            schema["x-guidance"] = {"whitespace_pattern": "[ \\n]{0,16}", "lenient": not f.strict}
-            rules.append(f"args_{i}: %json {json.dumps(schema)}")
-        return rules
 
-    def triggers(self) -> tuple[Trigger, ...]:
-        return (Trigger(CALL_OPEN, "fcall_rest"), *(Trigger(o, "bare_rest", repeat=False) for o in BARE_OPENS))
+    def triggers(self, names: list[str]) -> tuple[Trigger, ...]:
+        head = json_head(names)
+        return (
+            Trigger(f"{re.escape(CALL_OPEN)}(?P<call>{CALL_SPACE}{head})", "fcall_rest"),
+            Trigger(f"(?P<call>(?:\\[{WHITESPACE})?{head})", "bare_calls", repeat=False),
+        )
 
 
 GENERIC_NOTE = (

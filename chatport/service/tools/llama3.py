@@ -10,33 +10,22 @@ from __future__ import annotations
 
 import json
 
-from chatport.service.tools.format import CallBlock, Literal, ToolCallFormat, Trigger, call_schema
+from chatport.service.tools.format import CallBlock, Literal, ToolCallFormat, Trigger, call_schema, json_head
 from chatport.service.tools.plan import FunctionSpec
-
-OPEN = '{"name"'
 
 
 class Llama3JsonFormat(ToolCallFormat):
     name = "llama3-json"
     repeatable = False
 
-    @property
-    def blocks(self) -> tuple[CallBlock, ...]:
-        return (CallBlock(OPEN, None, keep_opener=True),)
+    def blocks(self, names: list[str]) -> tuple[CallBlock, ...]:
+        return (CallBlock(json_head(names), None, keep_opener=True),)
 
     def function_rules(self, functions: list[FunctionSpec], parallel: bool, literal: Literal) -> list[str]:
-        schemas = [call_schema(f, "parameters") for f in functions]
-        rest = " | ".join(
-            f'{json.dumps(json.dumps(f.name))} ", \\"parameters\\": " params_{i} "}}"' for i, f in enumerate(functions)
-        )
-        rules = [
+        return [
             "fcall: " + " | ".join(f"fn_{i}" for i in range(len(functions))),
-            *(f"fn_{i}: %json {json.dumps(s)}" for i, s in enumerate(schemas)),
-            f'object_rest: ": " ({rest})',
+            *(f"fn_{i}: %json {json.dumps(call_schema(f, 'parameters'))}" for i, f in enumerate(functions)),
         ]
-        # After the opener the arguments are a schema of their own: references resolve from its root.
-        rules += [f"params_{i}: %json {json.dumps({'type': 'object', **f.parameters})}" for i, f in enumerate(functions)]
-        return rules
 
-    def triggers(self) -> tuple[Trigger, ...]:
-        return (Trigger(OPEN, "object_rest", repeat=False),)
+    def triggers(self, names: list[str]) -> tuple[Trigger, ...]:
+        return (Trigger(f"(?P<call>{json_head(names)})", "fcall", repeat=False),)

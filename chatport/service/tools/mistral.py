@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import string
 from typing import Any
 
+from chatport.service.json_grammar import WHITESPACE
 from chatport.service.tools import format as fmt
 from chatport.service.tools.format import CallBlock, ToolCallFormat, Trigger
 from chatport.service.tools.plan import FunctionSpec
@@ -39,21 +41,21 @@ class MistralFormat(ToolCallFormat):
     repeatable = False
     markers = (OPEN,)
 
-    @property
-    def blocks(self) -> tuple[CallBlock, ...]:
-        return (CallBlock(OPEN, None),)
+    def blocks(self, names: list[str]) -> tuple[CallBlock, ...]:
+        return (CallBlock(re.escape(OPEN), None),)
 
     def function_rules(self, functions: list[FunctionSpec], parallel: bool, literal: fmt.Literal) -> list[str]:
-        more = f' (", " fbody){{0,{fmt.MAX_PARALLEL_CALLS - 1}}}' if parallel else ""
+        more = f' (WS "," WS fbody){{0,{fmt.MAX_PARALLEL_CALLS - 1}}}' if parallel else ""
         return [
             f"fcall: {literal(OPEN)} fcall_rest",
-            f'fcall_rest: "[" fbody{more} "]"',
+            f'fcall_rest: "[" WS fbody{more} WS "]"',
             "fbody: " + " | ".join(f"fn_{i}" for i in range(len(functions))),
             *(f"fn_{i}: %json {json.dumps(fmt.call_schema(f, extra={'id': _ID}))}" for i, f in enumerate(functions)),
+            f"WS: /{WHITESPACE}/",
         ]
 
-    def triggers(self) -> tuple[Trigger, ...]:
-        return (Trigger(OPEN, "fcall_rest", repeat=False),)
+    def triggers(self, names: list[str]) -> tuple[Trigger, ...]:
+        return (Trigger(f"{re.escape(OPEN)}(?P<call>\\[{WHITESPACE}{fmt.json_head(names)})", "fcall_rest", repeat=False),)
 
     def prepare_history(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []

@@ -1,17 +1,24 @@
 """Reads calls from output as it is written, for any format.
 
 The output becomes events: content (with its place in the output, so that logprobs can
-follow it), a call's start once its name is written, and its arguments piece by piece as
-they are generated. Call markup is never content: whitespace right before and after a
-call belongs to it, and a call cut off by the end of the output keeps the arguments
-written so far. Feeding the output in any pieces gives the same events, joined.
+follow it), a call's start once the whole name of a listed tool is written, and its
+arguments piece by piece as they are generated. Call markup is never content: whitespace
+right before and after a call belongs to it, a call cut off by the end of the output
+keeps the arguments written so far, and a cut-off output does not end in the start of a
+call's opener. A call to a tool that is not listed is content, as the model wrote it.
+A required call cut before its name was complete is the listed call its name began (the
+first, when several fit). Feeding the output in any pieces gives the same events, joined.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
+
+import regex
 
 from chatport.protocol.text import held_back
 from chatport.service.tools.format import CallBlock
@@ -25,6 +32,13 @@ _ARGUMENTS_KEY_MAX = 16
 _CUSTOM_PREFIX = ' name="'
 _CUSTOM_HEAD = re.compile(r' name="([A-Za-z0-9_-]{1,64})">')
 _CUSTOM_HEAD_MAX = len(_CUSTOM_PREFIX) + 64 + 2
+_NAMED = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.){1,64})"')
+_PARTIAL_NAME = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)$|<custom_call name="([A-Za-z0-9_-]*)$')
+
+
+@cache
+def _opener(pattern: str) -> regex.Pattern[str]:
+    return regex.compile(pattern)
 
 
 @dataclass(frozen=True)
@@ -91,9 +105,16 @@ class _ValueEnd:
 
 
 class CallParser:
-    def __init__(self, blocks: tuple[CallBlock, ...]) -> None:
+    def __init__(self, blocks: tuple[CallBlock, ...], names: Iterable[str], forced: tuple[CallStart, ...] = ()) -> None:
+        """``names``: the tools the model may call; ``forced``: a call is required, and
+        may be any of these."""
         self._blocks = blocks
-        self._openers = [b.opener for b in blocks]
+        self._openers = [_opener(b.opener) for b in blocks]
+        self._names = frozenset(names)
+        self._forced = forced
+        self._started = 0  # calls begun in the whole output
+        self._content_chars = 0  # characters of output that were content
+        self._fed = 0  # characters of output seen
         self._buffer = ""  # output not decided on yet
         self._offset = 0  # where the buffer starts in the whole output
         self._block: CallBlock | None = None  # the call block being read
@@ -105,62 +126,105 @@ class CallParser:
         self._in_input = False  # inside a custom call's input
         self._after_call = False  # whitespace after a call belongs to it
 
-    def feed(self, text: str) -> list[Event]:
+    @property
+    def markup(self) -> bool:
+        """Some of the output was call markup (no call may have come of it)."""
+        return self._content_chars < self._fed
+
+    def feed(self, text: str, *, final: bool = False) -> list[Event]:
         self._buffer += text
+        self._fed += len(text)
         events: list[Event] = []
         while True:
             before = (len(self._buffer), self._block)
             if self._block is None:
-                self._content(events)
+                self._content(events, final)
             elif self._block.custom:
                 self._custom(self._block, events)
             else:
                 self._json(self._block, events)
             if (len(self._buffer), self._block) == before:
+                self._content_chars += sum(len(e.text) for e in events if isinstance(e, Content))
                 return events
 
-    def finish(self) -> list[Event]:
-        """The output has ended. A block that held no call is content; what is left of a
-        block with calls (an unfinished call's markup) is dropped."""
-        events = self.feed("")
+    def finish(self, *, cut: bool = False) -> list[Event]:
+        """The output has ended (``cut``: by ``max_tokens`` or the context). A block that
+        held no call is content; what is left of a block with calls (an unfinished call's
+        markup) is dropped, as is the start of an opener a cut-off output ends in."""
+        events = self.feed("", final=True)
+        written = self._raw + self._buffer  # for a required call cut before its name
         if self._block is None:
-            if self._buffer and not self._after_call:
-                events.append(Content(self._buffer, self._offset))
+            text = self._buffer
+            if cut:
+                text = text[: len(text) - self._opener_start(text)].rstrip()
+            if text and not self._after_call:
+                events.append(Content(text, self._offset))
+        elif self._calls == 0 and self._block.keep_opener and (named := _NAMED.search(written)):
+            events.append(CallStart(json.loads(f'"{named.group(1)}"')))  # cut after a listed name
+            self._started += 1
         elif self._calls == 0 and not self._cut_head():
             events.append(Content(self._raw + self._buffer, self._raw_start))
+        self._content_chars += sum(len(e.text) for e in events if isinstance(e, Content))
+        if self._forced and not self._started:
+            events = [*(e for e in events if not isinstance(e, Content)), *self._forced_call(written)]
         self._buffer, self._block, self._value, self._in_input, self._awaiting_arguments = "", None, None, False, False
         return events
 
+    def _forced_call(self, written: str) -> list[Event]:
+        """A required call cut before its name was whole: the listed call it began."""
+        named, partial = _NAMED.search(written), _PARTIAL_NAME.search(written)
+        if named is not None:
+            fits = [c for c in self._forced if c.name == json.loads(f'"{named.group(1)}"')]
+        else:
+            begun = (partial.group(1) or partial.group(2) or "") if partial else ""
+            fits = [c for c in self._forced if c.name.startswith(begun)]
+        self._started += 1
+        self._content_chars = 0
+        return [(fits or list(self._forced))[0]]
+
     # --- content ------------------------------------------------------------------------
 
-    def _content(self, events: list[Event]) -> None:
+    def _content(self, events: list[Event], final: bool = False) -> None:
         if self._after_call:
             self._skip(len(self._buffer) - len(self._buffer.lstrip()))
             if not self._buffer:
                 return
             self._after_call = False
-        hits = [(at, i) for i, b in enumerate(self._blocks) if (at := self._buffer.find(b.opener)) >= 0]
+        # The earliest opener, whole or (output still to come) begun at the end.
+        hits = []
+        for i, opener in enumerate(self._openers):
+            match = opener.search(self._buffer, partial=not final)
+            if match is not None and match.start() < len(self._buffer):  # (a partial match may be empty)
+                hits.append((match.start(), not match.partial, match.end() - match.start(), i))
         if hits:
-            at, i = min(hits)
-            text = self._buffer[:at].rstrip()
-            self._release(text, events)
-            self._open(self._blocks[i], at - len(text))
-            return
-        # Hold back what may begin an opener, and trailing whitespace (a call may follow).
-        keep = held_back(self._buffer, self._openers)
-        self._release(self._buffer[: len(self._buffer) - keep].rstrip(), events)
+            at, whole, length, i = min(hits)
+            if whole:
+                text = self._buffer[:at].rstrip()
+                self._release(text, events)
+                self._open(self._blocks[i], at - len(text), length)
+                return
+            # Hold back what may begin an opener, and trailing whitespace (a call may follow).
+            self._release(self._buffer[:at].rstrip(), events)
+        elif not final:  # at the end, what is left is for finish() to decide
+            self._release(self._buffer.rstrip(), events)
+
+    def _opener_start(self, text: str) -> int:
+        """How many trailing characters of ``text`` are the start of an opener."""
+        starts = [len(text) - m.start() for o in self._openers if (m := o.search(text, partial=True)) is not None and m.partial]
+        starts = [n for n in starts if n]
+        return max(starts, default=0)
 
     def _release(self, text: str, events: list[Event]) -> None:
         if text:
             events.append(Content(text, self._offset))
             self._skip(len(text))
 
-    def _open(self, block: CallBlock, whitespace: int) -> None:
+    def _open(self, block: CallBlock, whitespace: int, length: int) -> None:
         """Whitespace right before a call is the call's (content again if it is not one)."""
         self._block, self._raw, self._raw_start, self._calls = block, "", self._offset, 0
         self._take(whitespace)
         if not block.keep_opener:
-            self._take(len(block.opener))
+            self._take(length)
 
     # --- JSON calls -----------------------------------------------------------------
 
@@ -183,8 +247,13 @@ class CallParser:
         if closer >= 0 and (head is None or closer < head.start()):
             self._close(closer + len(block.closer or ""), events)
         elif head is not None:
-            events.append(CallStart(json.loads(f'"{head.group(1)}"')))
+            name = json.loads(f'"{head.group(1)}"')
+            if name not in self._names:
+                self._not_a_call(head, events)
+                return
+            events.append(CallStart(name))
             self._calls += 1
+            self._started += 1
             self._take(head.end())
             if block.keep_opener:
                 self._value = _ValueEnd()
@@ -210,9 +279,12 @@ class CallParser:
         closer = block.closer or ""
         if not self._in_input:
             head = _CUSTOM_HEAD.match(self._buffer)
-            if head is not None:
+            if head is not None and head.group(1) not in self._names:
+                self._close(head.end(), events)  # a tool that is not listed: content
+            elif head is not None:
                 events.append(CallStart(head.group(1), custom=True))
                 self._calls += 1
+                self._started += 1
                 self._take(head.end())
                 self._in_input = True
             elif (
@@ -231,6 +303,15 @@ class CallParser:
             self._close(len(closer), events)
 
     # --- helpers ----------------------------------------------------------------------
+
+    def _not_a_call(self, head: re.Match[str], events: list[Event]) -> None:
+        """A call head naming a tool that is not listed: the block so far and the head are
+        content; in a block that already held calls, the block ends before it."""
+        if self._calls == 0:
+            self._close(head.end(), events)
+        else:
+            self._close(head.start(), events)
+            self._after_call = False
 
     def _close(self, length: int, events: list[Event]) -> None:
         """The block ends ``length`` characters on; without a call, it was content."""
