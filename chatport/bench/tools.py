@@ -192,6 +192,7 @@ class CategoryResult:
     wrong_tool: int = 0
     leaked: int = 0
     stream_differs: int = 0
+    errors: int = 0  # requests the server failed (an error status, or a dropped connection): scored wrong
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
 
@@ -202,11 +203,19 @@ class CategoryResult:
 async def _run_category(
     client: Any, server: str, model: str, category: str, entries: list[Entry], max_tokens: int
 ) -> CategoryResult:
+    import openai
+
     result = CategoryResult(server, category)
     started = time.perf_counter()
     for entry in entries:
-        whole = await ask(client, model, entry, stream=False, max_tokens=max_tokens)
-        streamed = await ask(client, model, entry, stream=True, max_tokens=max_tokens)
+        answers = []
+        for stream in (False, True):
+            try:
+                answers.append(await ask(client, model, entry, stream=stream, max_tokens=max_tokens))
+            except openai.APIError as exc:
+                result.errors += 1
+                answers.append(Answer(f"<{type(exc).__name__}>", []))
+        whole, streamed = answers
         first, second = score(entry, whole), score(entry, streamed)
         result.entries += 1
         result.correct += first.correct
@@ -247,13 +256,13 @@ def markdown(command: str, results: list[CategoryResult], per_category: int) -> 
         f"BFCL v4 (bfcl-eval 2026.3.23), {per_category} entries per category, temperature 0, tool_choice auto; "
         "malformed, wrong tool and leaked count calls or answers over the whole and the streamed runs.",
         "",
-        "| server | category | accuracy | streamed | malformed | wrong tool | leaked | stream differs | seconds |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server | category | accuracy | streamed | malformed | wrong tool | leaked | stream differs | errors | seconds |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
             f"| {r.server} | {r.category} | {r.accuracy():.1%} | {r.accuracy(True):.1%} | {r.malformed} | "
-            f"{r.wrong_tool} | {r.leaked} | {r.stream_differs} | {r.seconds:.0f} |"
+            f"{r.wrong_tool} | {r.leaked} | {r.stream_differs} | {r.errors} | {r.seconds:.0f} |"
         )
     by_server: dict[str, list[CategoryResult]] = defaultdict(list)
     for r in results:

@@ -69,7 +69,8 @@ def sample(logits: np.ndarray, states: Seq[SamplerState], rows: Seq[int] | None 
     for i, state in enumerate(states):
         if state.allowed is not None:
             if state.end_outside is not None:
-                _fold_outside(x[i], state.allowed, state.end_outside)
+                end = state.end_outside
+                _fold_outside(x[i], state.allowed, end, sum(v for t, v in state.params.logit_bias if t == end))
             # After the biases: no logit_bias can bring back a token the grammar forbids.
             np.copyto(x[i], -np.inf, where=~state.allowed)
 
@@ -104,16 +105,18 @@ def sample(logits: np.ndarray, states: Seq[SamplerState], rows: Seq[int] | None 
     return choices
 
 
-def _fold_outside(row: np.ndarray, allowed: np.ndarray, end: int) -> None:
+def _fold_outside(row: np.ndarray, allowed: np.ndarray, end: int, end_bias: float) -> None:
     """Where a grammar may end, a token it forbids means the model is done with what the
     grammar holds: its weight goes to ending, not to the allowed tokens. Masking alone
     renormalizes it onto them, so a model that had finished a call and wanted to write
     prose was pushed into the next call's first letter (`<`), call after call. Weights
-    are the model's at temperature 1."""
+    are the model's at temperature 1; a ``logit_bias`` on the end token applies to the
+    whole of ending (-100 still bans it)."""
     peak = row.max()
     leaving = np.exp(row[~allowed] - peak).sum(dtype=np.float64)
     if leaving > 0.0:
-        row[end] = peak + np.log(np.exp(float(row[end] - peak)) + leaving)
+        staying = np.exp(float(row[end] - end_bias - peak))
+        row[end] = peak + np.log(staying + leaving) + end_bias
 
 
 def _apply_bias_and_penalties(x: np.ndarray, states: Seq[SamplerState]) -> None:

@@ -145,3 +145,7 @@ def test_where_a_grammar_may_end_the_forbidden_tokens_weight_goes_to_ending():
     x[0, 1] = 1.0
     state.end_outside = None
     assert sample(x, [state])[0].token == 1
+    # A client that bans the end token keeps it banned, weight or not.
+    banned = SamplerState.create(SamplingParams(temperature=0.0, logit_bias=((0, -100.0),)), 0)
+    banned.allowed, banned.end_outside = state.allowed, 0
+    assert sample(x, [banned])[0].token == 1
