@@ -126,6 +126,8 @@ class Engine:
         self.prompt_cache = prompt_cache
         self.vocab = vocab
         self._ends = np.array([vocab.is_eog(t) for t in range(vocab.n_vocab)], dtype=bool)
+        # step_masks allows every end token where it allows one: this one stands for all.
+        self._end = int(np.flatnonzero(self._ends)[0]) if self._ends.any() else None
         self.context_length = context_length
         self.max_seqs = max_seqs
         self.queue_timeout = queue_timeout
@@ -362,8 +364,7 @@ class Engine:
             masks = step_masks([_constraint(s) for s in constrained], self._ends)
             for seq, mask in zip(constrained, masks, strict=True):
                 seq.sampler.allowed = mask
-                ends = np.flatnonzero(mask & self._ends)
-                seq.sampler.end_outside = int(ends[0]) if len(ends) else None
+                seq.sampler.end_outside = self._end if self._end is not None and mask[self._end] else None
 
     def _new_sequence(self, handle: RequestHandle, index: int, slot_id: int) -> Sequence:
         return Sequence(handle, index, slot_id, self.vocab, self.context_length)

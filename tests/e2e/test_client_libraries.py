@@ -13,25 +13,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from pydantic import BaseModel
 
 from tests.conftest import MODEL
-
-
-class Address(BaseModel):
-    street: str
-    city: str
-
-
-class Person(BaseModel):
-    """A person and where they live (a nested model: its schema uses $defs/$ref)."""
-
-    name: str
-    age: int
-    address: Address
-
-
-ASK_PERSON = "Record Ada Lovelace, 36, who lives at 12 St James's Square, London."
+from tests.support.models import PERSON_ASK, Address, Person
 
 
 def get_weather(location: str) -> str:
@@ -75,7 +59,7 @@ def test_langchain_bind_tools_with_a_forced_and_a_named_choice(chat, choice):
 @pytest.mark.parametrize("method", ["json_schema", "function_calling"])
 def test_langchain_structured_output_with_a_nested_model(chat, method):
     structured = chat.with_structured_output(Person, method=method)
-    person = structured.invoke(ASK_PERSON)
+    person = structured.invoke(PERSON_ASK)
     assert isinstance(person, Person) and isinstance(person.address, Address)
 
 
@@ -105,7 +89,7 @@ def test_agents_sdk_runs_a_function_tool_with_nested_arguments(server):
             model_settings=ModelSettings(tool_choice="required", temperature=0, max_tokens=300),
             tool_use_behavior="stop_on_first_tool",
         )
-        return await Runner.run(agent, ASK_PERSON, max_turns=2)
+        return await Runner.run(agent, PERSON_ASK, max_turns=2)
 
     result = asyncio.run(main())
     assert recorded and isinstance(recorded[0].address, Address)
@@ -135,7 +119,7 @@ def test_litellm_calls_a_tool_and_answers_to_a_schema(server):
     )
     call = called.choices[0].message.tool_calls[0]
     assert call.function.name == "get_weather" and "location" in call.function.arguments
-    answered = litellm.completion(messages=[{"role": "user", "content": ASK_PERSON}], response_format=Person, **common)
+    answered = litellm.completion(messages=[{"role": "user", "content": PERSON_ASK}], response_format=Person, **common)
     person = Person.model_validate_json(answered.choices[0].message.content)
     assert isinstance(person.address, Address)
     assert answered.usage.completion_tokens > 0
