@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from chatport.engine.config import EngineConfig
 
 REASONING_FORMATS = ("reasoning_content", "none")
+WEB_SEARCH_QUERIES = ("message", "model")
 # Parameters an operator may drop (accepted and ignored): chatport.service.checks.DROPPABLE.
 LIMIT_SCHEMES = ("memory", "redis://", "rediss://", "unix://")
 STORE_SCHEMES = ("sqlite", "postgresql", "postgres")
@@ -80,6 +81,13 @@ class AudioConfig:
 
 
 @dataclass(frozen=True)
+class WebSearchConfig:
+    url: str | None = None  # --web-search: searxng+http(s)://..., brave:, tavily: or file:PATH (None: no search)
+    queries: str = "message"  # what is searched for: the last user turn, or up to 3 queries the model writes
+    timeout: float = 10.0  # seconds the engine has to answer
+
+
+@dataclass(frozen=True)
 class RayConfig:
     enabled: bool = False
     replicas: int | None = None
@@ -101,6 +109,7 @@ class ServeConfig:
     drop_params: frozenset[str] = frozenset()
     reasoning_format: str = "reasoning_content"
     allow_private_urls: bool = False
+    web_search: WebSearchConfig = field(default_factory=WebSearchConfig)
 
     def check(self) -> None:
         """Raises ConfigError for the first option that cannot be served. Every rule that
@@ -131,6 +140,7 @@ class ServeConfig:
             if not name or not path:
                 raise ConfigError("--voice", f"takes NAME=PATH.onnx, got {name}={path}")
         _check_ray(self.ray, self.models)
+        _check_web_search(self.web_search)
 
     @property
     def needs_stored_keys(self) -> bool:
@@ -145,6 +155,20 @@ def exposed_without_keys(host: str) -> ConfigError:
         f"{host} is reachable from other machines and no API key is configured: pass --api-key, create one with "
         "`chatport keys create --project NAME`, or pass --no-auth to serve without keys.",
     )
+
+
+def _check_web_search(search: WebSearchConfig) -> None:
+    from chatport.service.search.backends import SCHEMES
+
+    if search.url is not None and not search.url.startswith(SCHEMES):
+        raise ConfigError(
+            "--web-search",
+            f"unknown search engine {search.url!r}: use searxng+http(s)://HOST[:PORT][/PATH], brave:, tavily: or file:PATH",
+        )
+    if search.queries not in WEB_SEARCH_QUERIES:
+        raise ConfigError("--web-search-queries", f"takes {' or '.join(WEB_SEARCH_QUERIES)}, not {search.queries!r}")
+    if search.timeout <= 0:
+        raise ConfigError("--web-search-timeout", f"takes a positive number, not {search.timeout}")
 
 
 def _check_models(models: tuple[ModelSpec, ...]) -> None:

@@ -24,9 +24,11 @@ from chatport.replicas.scale import Scale
 from chatport.service.audio import AudioService
 from chatport.service.auth import Authenticator, AuthMode
 from chatport.service.chat import ChatService
-from chatport.service.fetch import FetchPolicy, ImageFetcher
+from chatport.service.fetch import FetchPolicy, UrlFetcher
 from chatport.service.limits import RateLimiter
 from chatport.service.models import ModelRegistry, ServedModel
+from chatport.service.search.backends import backend_for
+from chatport.service.search.web import WebSearch
 from chatport.service.services import Services
 from chatport.service.stored import StoredCompletions
 from chatport.store.audio import AudioAnswerStore
@@ -52,6 +54,7 @@ def serve(config: ServeConfig, *, say: Callable[[str], None] = print, loading: L
     be checked by opening it (the store, a model file, a template, the speech models)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config.check()
+    search = open_search(config)  # before the models load: a missing API key is said at once
     database = open_database(config.store)
     if config.needs_stored_keys and not stored_keys_or_unknown(database):
         raise exposed_without_keys(config.http.host)
@@ -63,7 +66,9 @@ def serve(config: ServeConfig, *, say: Callable[[str], None] = print, loading: L
         heard = "off" if audio.transcriber is None else "Whisper"
         spoken = ", ".join(audio.synthesizer.voices) if audio.synthesizer is not None else f"off ({audio.speech_unavailable})"
         say(f"audio input: {heard}; spoken answers: {spoken}")
-        api = build_app(config, registry, database, audio)
+        if search is not None:
+            say(f"web search: {search.backend.name} ({config.web_search.queries} queries)")
+        api = build_app(config, registry, database, audio, search)
         if config.http.ui:
             say(f"web UI: http://{_url_host(config.http.host)}:{config.http.port}/")
         http = config.http
@@ -84,7 +89,30 @@ def serve(config: ServeConfig, *, say: Callable[[str], None] = print, loading: L
             ray.shutdown()
 
 
-def build_app(config: ServeConfig, registry: ModelRegistry, database: Database | None, audio: AudioService) -> FastAPI:
+def open_search(config: ServeConfig) -> WebSearch | None:
+    """The search engine --web-search names (its results' pages fetched under the
+    image URLs' address rules), or None."""
+    spec = config.web_search
+    if spec.url is None:
+        return None
+    try:
+        backend = backend_for(spec.url, timeout=spec.timeout)
+    except ValueError as exc:
+        raise ConfigError("--web-search", str(exc)) from None
+    return WebSearch(backend, _fetcher(config), queries=spec.queries)
+
+
+def _fetcher(config: ServeConfig) -> UrlFetcher:
+    return UrlFetcher(FetchPolicy(allow_private=config.allow_private_urls))
+
+
+def build_app(
+    config: ServeConfig,
+    registry: ModelRegistry,
+    database: Database | None,
+    audio: AudioService,
+    search: WebSearch | None = None,
+) -> FastAPI:
     """The API over the services a configuration asks for."""
     stored = StoredCompletions(CompletionStore(database)) if database is not None else None
     if database is not None:
@@ -101,8 +129,9 @@ def build_app(config: ServeConfig, registry: ModelRegistry, database: Database |
             stored,
             drop=config.drop_params,
             show_reasoning=config.reasoning_format == "reasoning_content",
-            fetcher=ImageFetcher(FetchPolicy(allow_private=config.allow_private_urls)),
+            fetcher=_fetcher(config),
             audio=audio,
+            search=search,
         ),
         stored=stored,
         auth=Authenticator(

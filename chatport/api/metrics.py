@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from chatport.service.search.web import SearchStats
 from chatport.service.services import Services
 
 
@@ -63,6 +64,7 @@ class EngineCollector(Collector):
             first_wait.add_metric([model.id], stats.first_token_seconds)
             prompt.add_metric([model.id], stats.prompt_tokens)
             cached.add_metric([model.id], stats.cached_tokens)
+        yield from _search_families(status.search)
         draining = GaugeMetricFamily("chatport_draining", "1 while the server drains before shutting down")
         draining.add_metric([], 1 if status.draining else 0)
         yield from (
@@ -80,6 +82,28 @@ class EngineCollector(Collector):
             draining,
             *replicas,
         )
+
+
+def _search_families(stats: SearchStats | None) -> Iterator[Metric]:
+    """The web search engine's counters (--web-search), labelled by engine."""
+    if stats is None:
+        return
+    engine = [stats.backend]
+    searches = CounterMetricFamily("chatport_web_searches", "Web searches run", labels=["backend"])
+    searches.add_metric(engine, stats.searches)
+    failures = CounterMetricFamily(
+        "chatport_web_search_failures", "Web searches that failed (down: 502, slow: 504)", labels=["backend", "kind"]
+    )
+    for kind, count in stats.failures.items():
+        failures.add_metric([stats.backend, kind], count)
+    seconds = CounterMetricFamily("chatport_web_search_seconds", "Time waiting for the search engine", labels=["backend"])
+    seconds.add_metric(engine, stats.seconds)
+    pages = CounterMetricFamily(
+        "chatport_web_search_pages", "Result pages read, or left with the engine's snippet", labels=["backend", "outcome"]
+    )
+    pages.add_metric([stats.backend, "read"], stats.pages_read)
+    pages.add_metric([stats.backend, "snippet"], stats.pages_failed)
+    yield from (searches, failures, seconds, pages)
 
 
 def metrics_endpoint(services: Services) -> Callable[[], Awaitable[Response]]:

@@ -181,6 +181,25 @@ def audio(model: Model = "smollm2-135m-instruct", model_path: ModelPath = None, 
     _emit(out, "audio", markdown(_command(), *run_audio(model, model_path or default_model().path)))
 
 
+@app.command("web-search")
+def web_search(
+    base_url: Annotated[
+        str | None, typer.Option(help="Bench a running server started with --web-search (default: start one).")
+    ] = None,
+    latency: Annotated[float, typer.Option(help="Seconds the stand-in search engine takes per search.")] = 0.3,
+    rounds: Annotated[int, typer.Option(help="Alternating rounds; medians are reported.")] = 5,
+    model: Model = "smollm2-135m-instruct",
+    model_path: ModelPath = None,
+    out: Out = "bench-results",
+) -> None:
+    """Time to first token without a web search and with each search_context_size, and the
+    search's share of it."""
+    from chatport.bench.web_search import markdown, run_web_search
+
+    rows = run_web_search(model, model_path or default_model().path, base_url=base_url, rounds=rounds, latency=latency)
+    _emit(out, "web-search", markdown(_command(), rows, latency if base_url is None else None))
+
+
 @app.command()
 def tools(
     model_path: Annotated[

@@ -20,6 +20,7 @@ from chatport.config import (
     ModelSpec,
     RayConfig,
     ServeConfig,
+    WebSearchConfig,
     assign_projectors,
     model_specs,
     pairs,
@@ -59,9 +60,24 @@ def serve(
         bool,
         typer.Option(
             "--allow-private-urls",
-            help="Let image URLs reach loopback, private and link-local addresses (refused by default: SSRF).",
+            help="Let image URLs and web search result pages reach loopback, private and link-local addresses "
+            "(refused by default: SSRF).",
         ),
     ] = False,
+    web_search: Annotated[
+        str | None,
+        typer.Option(
+            "--web-search",
+            help="The search engine that answers web_search_options: searxng+http(s)://HOST[:PORT][/PATH] (a SearXNG "
+            "instance with its JSON format on), brave: (BRAVE_API_KEY), tavily: (TAVILY_API_KEY) or file:PATH (results "
+            "from a JSON file). Result pages are fetched under the same address rules as image URLs.",
+        ),
+    ] = None,
+    web_search_queries: Annotated[
+        str,
+        typer.Option(help="What is searched for: message (the last user turn) or model (up to 3 queries the model writes)."),
+    ] = "message",
+    web_search_timeout: Annotated[float, typer.Option(help="Seconds the search engine has to answer (then 504).")] = 10.0,
     alias: Annotated[list[str], typer.Option("--alias", help="NAME=MODEL_ID, e.g. gpt-4o=smollm2-135m-instruct.")] = [],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -149,7 +165,8 @@ def serve(
         typer.Option(
             "--drop-params",
             help="Parameters to accept and ignore, comma-separated (reasoning_effort, verbosity, web_search_options, "
-            "prompt_cache_options); said in the x-chatport-dropped-params header.",
+            "prompt_cache_options); said in the x-chatport-dropped-params header. Without --web-search, "
+            "web_search_options is refused unless dropped.",
         ),
     ] = [],
 ) -> None:
@@ -197,6 +214,7 @@ def serve(
             drop_params=frozenset(n.strip() for v in drop_params for n in v.split(",") if n.strip()),
             reasoning_format=reasoning_format,
             allow_private_urls=allow_private_urls,
+            web_search=WebSearchConfig(web_search, web_search_queries, web_search_timeout),
         )
         from chatport import server  # the whole server: imported once there is something to serve
 

@@ -319,6 +319,23 @@ class StreamOptions(_Nested):
     include_obfuscation: bool | None = None
 
 
+class ApproximateLocation(_Nested):
+    country: str | None = None  # ISO 3166-1 alpha-2, as "US"
+    region: str | None = None
+    city: str | None = None
+    timezone: str | None = None  # IANA, as "America/Los_Angeles"
+
+
+class UserLocation(_Nested):
+    type: Literal["approximate"]
+    approximate: ApproximateLocation
+
+
+class WebSearchOptions(_Nested):
+    user_location: UserLocation | None = None
+    search_context_size: Literal["low", "medium", "high"] | None = None
+
+
 class PredictionContent(_Nested):
     type: Literal["content"]
     content: TextContent
@@ -373,7 +390,7 @@ class ChatCompletionRequest(BaseModel):
     top_p: Probability | None = None
     user: str | None = None
     verbosity: Literal["low", "medium", "high"] | None = None
-    web_search_options: dict[str, Any] | None = None
+    web_search_options: WebSearchOptions | None = None
 
 
 class SpeechRequest(BaseModel):

@@ -16,11 +16,13 @@ from chatport.protocol.validation import validate
 from chatport.service.audio import AudioService
 from chatport.service.bounds import check_sizes
 from chatport.service.checks import check_request, drop_params
-from chatport.service.fetch import ImageFetcher
+from chatport.service.fetch import UrlFetcher
 from chatport.service.generation import Heard, generation_for, service_tier
 from chatport.service.images import PixelBudget
 from chatport.service.models import ModelRegistry, ServedModel
 from chatport.service.run import ChatRun, PreparedChat, admitted, as_api_error
+from chatport.service.search.queries import QueryWriter
+from chatport.service.search.web import SearchContext, WebSearch
 from chatport.service.stored import StoredCompletions, required
 from chatport.service.workers import WorkerPools
 
@@ -45,13 +47,16 @@ class ChatService:
         *,
         drop: frozenset[str] = frozenset(),
         show_reasoning: bool = True,
-        fetcher: ImageFetcher | None = None,
+        fetcher: UrlFetcher | None = None,
         audio: AudioService | None = None,
+        search: WebSearch | None = None,
     ) -> None:
         """``show_reasoning`` False (--reasoning-format none): reasoning is counted in usage
         but its text is not returned, as OpenAI's reasoning models do. ``fetcher``: how
-        image URLs are downloaded (its policy says which addresses may be)."""
-        self.fetcher = fetcher or ImageFetcher()
+        image URLs are downloaded (its policy says which addresses may be). ``search``:
+        the engine that answers ``web_search_options`` (None: they are refused)."""
+        self.search = search
+        self.fetcher = fetcher or UrlFetcher()
         # Speech in and out (Whisper, Piper); without models, audio is refused by name.
         self.audio = audio or AudioService(None, None)
         self.registry = registry
@@ -90,7 +95,12 @@ class ChatService:
         # A model that reasons takes reasoning_effort: dropped only where it would be refused.
         drop = self.drop - {"reasoning_effort"} if model.reasoning is not None else self.drop
         request, dropped = drop_params(request, drop)
-        check_request(request, max_choices=model.capabilities.max_choices, reasons=model.reasoning is not None)
+        check_request(
+            request,
+            max_choices=model.capabilities.max_choices,
+            reasons=model.reasoning is not None,
+            searches=self.search is not None,
+        )
         if request.store:
             required(self.stored)
         voice = self.audio.check_output(request)
@@ -99,7 +109,10 @@ class ChatService:
             tuple(await self.audio.transcripts(request.messages, audio_tokens.count)),
             await self.audio.history(request.messages, project),
         )
-        generation, tools, decoding = await generation_for(request, model, self.pools, self.fetcher, heard, project, self.pixels)
+        searched = await self._search(request, model, project)
+        generation, tools, decoding = await generation_for(
+            request, model, self.pools, self.fetcher, heard, project, self.pixels, searched.block if searched else None
+        )
         return PreparedChat(
             request=request,
             model=model,
@@ -114,6 +127,21 @@ class ChatService:
             show_reasoning=self.show_reasoning,
             voice=voice,
             audio_prompt_tokens=audio_tokens.total,
+            sources=searched.sources if searched else None,
+        )
+
+    async def _search(self, request: ChatCompletionRequest, model: ServedModel, project: str) -> SearchContext | None:
+        """One search before generation, when the request asks for it."""
+        if request.web_search_options is None or self.search is None:
+            return None
+        return await self.search.gather(
+            request.web_search_options,
+            request.messages,
+            pages_pool=self.pools.pages,
+            tokens_pool=self.pools.prompt,
+            tokenize=lambda text: model.backend.tokenize(text, special=False),
+            context_length=model.capabilities.context_length,
+            write_queries=QueryWriter(model, self.pools, project),
         )
 
     def _finished(self, project: str, meter: Meter | None) -> Callable[[PreparedChat, dict[str, Any]], Awaitable[None]]:

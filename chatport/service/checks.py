@@ -7,7 +7,14 @@ from __future__ import annotations
 import re
 
 from chatport.protocol.errors import InvalidRequestError, unsupported_parameter
-from chatport.protocol.requests import AssistantMessage, ChatCompletionRequest, Message, ResponseFormatJSONSchema, ToolMessage
+from chatport.protocol.requests import (
+    AssistantMessage,
+    ChatCompletionRequest,
+    Message,
+    ResponseFormatJSONSchema,
+    ToolMessage,
+    WebSearchOptions,
+)
 
 METADATA_MAX_PAIRS = 16
 METADATA_MAX_KEY = 64
@@ -16,7 +23,6 @@ LOGIT_BIAS_LIMIT = 100
 
 # Parameters whose feature has not landed, with the reason shown to the client.
 _NOT_YET = {
-    "web_search_options": "by this server (no web access)",
     "moderation": "by this server",
     "prompt_cache_options": "by this server yet",
     "reasoning_effort": "with this model (it is not a reasoning model)",
@@ -37,12 +43,15 @@ def drop_params(request: ChatCompletionRequest, names: frozenset[str]) -> tuple[
     return request.model_copy(update=dict.fromkeys(given)), given
 
 
-def check_request(request: ChatCompletionRequest, *, max_choices: int, reasons: bool = False) -> None:
-    """``reasons``: the model's chat template can think (it takes reasoning_effort). Counts
-    and lengths were checked on the raw body (``service.bounds.check_sizes``)."""
+def check_request(request: ChatCompletionRequest, *, max_choices: int, reasons: bool = False, searches: bool = False) -> None:
+    """``reasons``: the model's chat template can think (it takes reasoning_effort);
+    ``searches``: the server has a search engine (--web-search). Counts and lengths were
+    checked on the raw body (``service.bounds.check_sizes``)."""
     for name, detail in _NOT_YET.items():
         if getattr(request, name) is not None and not (reasons and name == "reasoning_effort"):
             raise unsupported_parameter(name, detail)
+    if request.web_search_options is not None:
+        check_web_search(request.web_search_options, searches)
     check_tool_history(request.messages)
     fmt = request.response_format
     if isinstance(fmt, ResponseFormatJSONSchema):
@@ -78,6 +87,33 @@ def check_request(request: ChatCompletionRequest, *, max_choices: int, reasons: 
 
 
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+_LOCATION_MAX = 256  # characters of each user_location field
+
+
+def check_web_search(options: WebSearchOptions, searches: bool) -> None:
+    if not searches:
+        raise InvalidRequestError("Web search options not supported with this model.", param="web_search_options")
+    where = options.user_location.approximate if options.user_location is not None else None
+    if where is None:
+        return
+    base = "web_search_options.user_location.approximate"
+    if where.country is not None and not _COUNTRY.match(where.country):
+        raise InvalidRequestError(
+            f"Invalid value for '{base}.country': expected a two-letter ISO 3166-1 country code such as 'US', "
+            f"but got {where.country[:40]!r}.",
+            param=f"{base}.country",
+            code="invalid_value",
+        )
+    for name in ("region", "city", "timezone"):
+        value = getattr(where, name)
+        if value is not None and len(value) > _LOCATION_MAX:
+            raise InvalidRequestError(
+                f"Invalid '{base}.{name}': string too long. Expected a string with maximum length {_LOCATION_MAX}, "
+                f"but got a string with length {len(value)} instead.",
+                param=f"{base}.{name}",
+                code="string_above_max_length",
+            )
 
 
 def check_name(name: str, param: str) -> None:

@@ -6,12 +6,15 @@ tokens, and finish reasons; step by step and as the final message."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from chatport.protocol import responses as rs
 from chatport.protocol.backend import ChoiceDelta, TokenLogprob
 from chatport.service.reasoning import ReasoningSplitter
+from chatport.service.search.citations import CitationWriter
+from chatport.service.search.sources import Source
 from chatport.service.tools.format import CallBlock
 from chatport.service.tools.parser import CallArguments, CallParser, CallStart, Content, Event
 from chatport.service.tools.plan import ToolPlan
@@ -19,9 +22,9 @@ from chatport.service.tools.plan import ToolPlan
 
 @dataclass
 class ChoiceUpdate:
-    """What one backend delta means for one choice: in order, reasoning and content pieces
-    and the stream deltas of calls (``("reasoning", text)``, ``("content", text)`` or
-    ``("call", delta)``)."""
+    """What one backend delta means for one choice: in order, reasoning and content pieces,
+    the stream deltas of calls and, last, the answer's citations (``("reasoning", text)``,
+    ``("content", text)``, ``("call", delta)`` or ``("annotations", list)``)."""
 
     index: int
     pieces: list[tuple[str, Any]] = field(default_factory=list)
@@ -30,7 +33,10 @@ class ChoiceUpdate:
 
 
 class _Choice:
-    def __init__(self, logprobs: bool, parser: CallParser | None, splitter: ReasoningSplitter | None) -> None:
+    def __init__(
+        self, logprobs: bool, parser: CallParser | None, splitter: ReasoningSplitter | None, citer: CitationWriter | None
+    ) -> None:
+        self.citer = citer
         self.text = ""
         self.reasoning = ""
         self.splitter = splitter
@@ -65,11 +71,13 @@ class Choices:
         forced: tuple[CallStart, ...] = (),
         think_tags: tuple[str, str] | None = None,
         show_reasoning: bool = True,
+        sources: Sequence[Source] | None = None,
     ) -> None:
         """``blocks``: where calls show in the output (``DecodingPlan``), none when no call
         can be made; ``forced``: a call is required and may be any of these;
         ``think_tags``: the answers open with a think block with these tags;
-        ``show_reasoning``: return its text as ``reasoning_content`` (else only count it)."""
+        ``show_reasoning``: return its text as ``reasoning_content`` (else only count it);
+        ``sources``: a web search's, cited by number in the content (``CitationWriter``)."""
         self.n = n
         self.legacy = bool(tools and tools.legacy)
         self.show_reasoning = show_reasoning and think_tags is not None
@@ -79,6 +87,7 @@ class Choices:
                 logprobs,
                 CallParser(blocks, names, forced) if blocks and names else None,
                 ReasoningSplitter(*think_tags) if think_tags is not None else None,
+                CitationWriter(sources) if sources is not None else None,
             )
             for _ in range(n)
         ]
@@ -106,6 +115,8 @@ class Choices:
         choice.fed += len(delta.text)
         for event in events:
             self._apply(choice, seen, event)
+        if delta.finish_reason and choice.citer is not None:
+            self._cite_rest(choice, seen)
         if seen.logprobs and choice.logprobs is not None:
             choice.logprobs.extend(seen.logprobs)
         if delta.finish_reason:
@@ -141,10 +152,23 @@ class Choices:
         shift = (choice.splitter.content_start or 0) if choice.splitter is not None else 0
         return [Content(e.text, e.start + shift) if isinstance(e, Content) else e for e in events]
 
+    def _cite_rest(self, choice: _Choice, seen: ChoiceUpdate) -> None:
+        """The answer's last held text, its Sources line if it cited nothing, and its
+        annotations (a chunk of their own, before the finish)."""
+        assert choice.citer is not None
+        rest = choice.citer.finish()
+        if rest:
+            choice.text += rest
+            seen.pieces.append(("content", rest))
+        if choice.citer.annotations:
+            seen.pieces.append(("annotations", choice.citer.annotations))
+
     def _apply(self, choice: _Choice, seen: ChoiceUpdate, event: Event) -> None:
         if isinstance(event, Content):
-            choice.text += event.text
-            seen.pieces.append(("content", event.text))
+            text = choice.citer.feed(event.text) if choice.citer is not None else event.text
+            choice.text += text
+            if text or choice.citer is None:
+                seen.pieces.append(("content", text))
             if seen.logprobs is not None and (choice.parser is not None or choice.splitter is not None):
                 seen.logprobs += choice.logprobs_for(event.start, event.start + len(event.text))
         elif isinstance(event, CallStart):
@@ -181,6 +205,8 @@ class Choices:
         message = rs.assistant_message(choice.text or None if markup else choice.text)
         if self.show_reasoning:
             message["reasoning_content"] = choice.reasoning
+        if choice.citer is not None:
+            message["annotations"] = choice.citer.annotations
         if not choice.calls:
             return message
         if self.legacy:

@@ -1,5 +1,5 @@
-"""Fetching an ``image_url`` given as an http(s) address, without letting a request reach
-what only the server can reach.
+"""Fetching an ``image_url`` given as an http(s) address (or a web search result's page),
+without letting a request reach what only the server can reach.
 
 A client that names ``http://169.254.169.254/...`` or ``http://localhost:5432`` would use
 the server to probe its own network (SSRF). Every address a name resolves to is checked
@@ -69,22 +69,36 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-class ImageFetcher:
+@dataclass(frozen=True)
+class Wanted:
+    """What a fetch may bring back: the Accept header, the content types taken (prefixes;
+    application/octet-stream and no type pass too, for the reader to judge), how it is
+    named in errors, and its size cap."""
+
+    accept: str
+    types: tuple[str, ...]
+    what: str  # "an image", "a web page"
+    max_bytes: int
+
+
+class UrlFetcher:
     def __init__(self, policy: FetchPolicy | None = None, *, address_allowed: Callable[[Address], bool] = is_public) -> None:
         """``address_allowed``: which addresses may be fetched from without
         ``allow_private`` (tests swap in a rule that splits the loopback range)."""
         self.policy = policy or FetchPolicy()
         self._allowed = address_allowed
 
-    async def fetch(self, url: str) -> tuple[bytes, str | None]:
-        """(body, content type) of ``url``; raises FetchError saying what was wrong."""
+    async def fetch(self, url: str, kind: Wanted | None = None) -> tuple[bytes, str | None]:
+        """(body, content type) of ``url``; raises FetchError saying what was wrong.
+        ``kind``: what may be fetched (default: an image within the policy's size)."""
+        kind = kind or Wanted("image/*", ("image/",), "an image", self.policy.max_bytes)
         try:
             async with asyncio.timeout(self.policy.timeout):
-                return await self._fetch(url)
+                return await self._fetch(url, kind)
         except TimeoutError:
             raise FetchError(f"the download did not finish within {self.policy.timeout:g} seconds") from None
 
-    async def _fetch(self, url: str) -> tuple[bytes, str | None]:
+    async def _fetch(self, url: str, wanted: Wanted) -> tuple[bytes, str | None]:
         async with httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=self.policy.timeout) as client:
             target = _parse(url)
             for _ in range(MAX_REDIRECTS + 1):
@@ -92,7 +106,7 @@ class ImageFetcher:
                 request = client.build_request(
                     "GET",
                     target.copy_with(host=address),
-                    headers={"Host": _host_header(target), "Accept": "image/*"},
+                    headers={"Host": _host_header(target), "Accept": wanted.accept},
                     extensions={"sni_hostname": target.host} if target.scheme == "https" else {},
                 )
                 try:
@@ -109,9 +123,9 @@ class ImageFetcher:
                     if response.status_code != 200:
                         raise FetchError(f"the server answered HTTP {response.status_code}")
                     kind = response.headers.get("content-type", "").split(";")[0].strip().lower() or None
-                    if kind is not None and not kind.startswith("image/") and kind != "application/octet-stream":
-                        raise FetchError(f"the server sent {kind}, not an image")
-                    return await self._body(response), kind
+                    if kind is not None and not kind.startswith(wanted.types) and kind != "application/octet-stream":
+                        raise FetchError(f"the server sent {kind}, not {wanted.what}")
+                    return await self._body(response, wanted), kind
             raise FetchError(f"more than {MAX_REDIRECTS} redirects")
 
     async def _checked_address(self, url: httpx.URL) -> str:
@@ -133,16 +147,17 @@ class ImageFetcher:
                 )
         return str(addresses[0])
 
-    async def _body(self, response: httpx.Response) -> bytes:
-        cap = self.policy.max_bytes
+    async def _body(self, response: httpx.Response, wanted: Wanted) -> bytes:
+        cap = wanted.max_bytes
+        noun = wanted.what.split(" ", 1)[-1]
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
-            raise FetchError(f"the image is {int(declared)} bytes, more than the {cap}-byte limit")
+            raise FetchError(f"the {noun} is {int(declared)} bytes, more than the {cap}-byte limit")
         body = bytearray()
         async for piece in response.aiter_bytes():
             body += piece
             if len(body) > cap:
-                raise FetchError(f"the image is more than the {cap}-byte limit")
+                raise FetchError(f"the {noun} is more than the {cap}-byte limit")
         return bytes(body)
 
 

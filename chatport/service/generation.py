@@ -15,12 +15,13 @@ from chatport.protocol.errors import InvalidRequestError, context_length_exceede
 from chatport.protocol.prompt import Image
 from chatport.protocol.requests import ChatCompletionRequest
 from chatport.service.decoding import DecodingPlan, GrammarError, plan_decoding
-from chatport.service.fetch import ImageFetcher
+from chatport.service.fetch import UrlFetcher
 from chatport.service.files import FileWork
 from chatport.service.images import ImagePlacer, PixelBudget, load_images
 from chatport.service.messages import has_files, to_template_messages
 from chatport.service.models import ServedModel
 from chatport.service.prompt import NO_REASONING, build_prompt
+from chatport.service.search.sources import with_sources
 from chatport.service.structured import answer_schema, schema_error
 from chatport.service.tools import add_tool_notes
 from chatport.service.tools.plan import ToolPlan, plan_tools, tools_error
@@ -62,26 +63,34 @@ async def generation_for(
     request: ChatCompletionRequest,
     model: ServedModel,
     pools: WorkerPools,
-    fetcher: ImageFetcher | None = None,
+    fetcher: UrlFetcher | None = None,
     heard: Heard | None = None,
     project: str = "default",
     pixels: PixelBudget | None = None,
+    sources: str | None = None,
 ) -> tuple[GenerationRequest, ToolPlan | None, DecodingPlan]:
     """``project``: whose cached prompts the generation may reuse (only its own);
-    ``pixels``: the decoded-image memory all requests share."""
+    ``pixels``: the decoded-image memory all requests share; ``sources``: a web search's
+    block, put before the last user message."""
     pixels = pixels or PixelBudget()
     held = 0
     try:
         if model.capabilities.vision:
-            loaded = await load_images(request.messages, fetcher or ImageFetcher(), pools.images, pixels)
+            loaded = await load_images(request.messages, fetcher or UrlFetcher(), pools.images, pixels)
             held = sum(image.width * image.height for image in loaded)
-        return await _generation(request, model, pools, heard or Heard(), project, loaded if held else [])
+        return await _generation(request, model, pools, heard or Heard(), project, loaded if held else [], sources)
     finally:
         await pixels.give(held)  # the images are encoded into the prompt, or the request failed
 
 
 async def _generation(
-    request: ChatCompletionRequest, model: ServedModel, pools: WorkerPools, heard: Heard, project: str, loaded: list[Image]
+    request: ChatCompletionRequest,
+    model: ServedModel,
+    pools: WorkerPools,
+    heard: Heard,
+    project: str,
+    loaded: list[Image],
+    sources: str | None,
 ) -> tuple[GenerationRequest, ToolPlan | None, DecodingPlan]:
     compiler = _Compiler(model, pools.grammar)
     placer = ImagePlacer(loaded) if model.capabilities.vision else None
@@ -100,11 +109,14 @@ async def _generation(
         messages = await run_stoppable(pools.files, lambda stop: convert(files=FileWork(stop)))
     else:
         messages = convert()
+    asked = messages  # as the client wrote them (json_object looks for "json" here, not in pages)
+    if sources is not None:
+        messages = with_sources(messages, sources)
     images = placer.prompt_images() if placer is not None else None
     reasoning = model.reasoning_plans.get(request.reasoning_effort, NO_REASONING)
     tools = plan_tools(request)
     decoding = plan_decoding(
-        answer_schema(request, messages),
+        answer_schema(request, asked),
         schema_error(request),
         tools,
         model.tool_format,

@@ -31,7 +31,7 @@ from chatport.protocol import requests as rq
 from chatport.protocol.errors import InvalidRequestError, overloaded_error
 from chatport.protocol.prompt import Image
 from chatport.service.dataurl import DATA_URL, PayloadError, decode_payload
-from chatport.service.fetch import FetchError, ImageFetcher, fetch_error
+from chatport.service.fetch import FetchError, UrlFetcher, fetch_error
 from chatport.service.prompt import PromptImages
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -77,7 +77,7 @@ class PixelBudget:
 
 
 async def load_images(
-    messages: list[Any], fetcher: ImageFetcher, pool: ThreadPoolExecutor, budget: PixelBudget | None = None
+    messages: list[Any], fetcher: UrlFetcher, pool: ThreadPoolExecutor, budget: PixelBudget | None = None
 ) -> list[Image]:
     """Every image of the messages, decoded, in prompt order. Fetched a few at a time; the
     first failure cancels the rest. One request holds at most MAX_IMAGES images and
@@ -128,7 +128,7 @@ async def load_images(
     return [task.result() for task in tasks]
 
 
-async def _bytes_of(url: str, param: str, fetcher: ImageFetcher) -> tuple[bytes, str | None]:
+async def _bytes_of(url: str, param: str, fetcher: UrlFetcher) -> tuple[bytes, str | None]:
     if url.startswith("data:"):
         return data_url_bytes(url, param)
     if url.startswith(("http://", "https://")):

@@ -34,6 +34,7 @@ from chatport.service.audio import AudioService, SentenceSpeaker
 from chatport.service.choices import Choices, ChoiceUpdate
 from chatport.service.decoding import DecodingPlan
 from chatport.service.models import ServedModel
+from chatport.service.search.sources import Source
 from chatport.service.tools.plan import ToolPlan
 
 Chunk = dict[str, Any]
@@ -65,6 +66,7 @@ class PreparedChat:
     show_reasoning: bool = True  # a think block's text is returned as reasoning_content
     voice: str | None = None  # the answer is spoken with this voice (modalities: audio)
     audio_prompt_tokens: int = 0  # prompt tokens that came from input audio (transcripts)
+    sources: tuple[Source, ...] | None = None  # what a web search gave the model (web_search_options)
 
     @property
     def model_name(self) -> str:
@@ -82,7 +84,15 @@ class PreparedChat:
             forced=self.decoding.forced,
             think_tags=tags,
             show_reasoning=self.show_reasoning,
+            sources=self.sources if self.cites else None,
         )
+
+    @property
+    def cites(self) -> bool:
+        """Whether the answer's citations become links: after a search, in a text answer
+        (a JSON answer is left as its schema has it)."""
+        fmt = self.request.response_format
+        return self.sources is not None and (fmt is None or fmt.type == "text")
 
     def completion(self, choices: Choices, handle: GenerationHandle) -> dict[str, Any]:
         return rs.completion(
@@ -143,6 +153,11 @@ class ChatRun:
     @property
     def streams(self) -> bool:
         return bool(self.chat.request.stream)
+
+    @property
+    def search_results(self) -> int | None:
+        """How many sources a web search gave the model (None: no search ran)."""
+        return len(self.chat.sources) if self.chat.sources is not None else None
 
     @property
     def dropped(self) -> list[str]:
@@ -230,6 +245,9 @@ class TextWriter:
             if kind == "reasoning":
                 out += self._open(index)
                 out.append(self.chunk(index, {"reasoning_content": piece}))
+            elif kind == "annotations":
+                out += self._open(index)
+                out.append(self.chunk(index, {"annotations": piece}))
             elif kind == "content":
                 out += self._open(index)
                 delta = self.content_delta(index, piece)

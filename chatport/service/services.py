@@ -14,6 +14,7 @@ from chatport.service.files import start_pdf_reader
 from chatport.service.limits import RateLimiter
 from chatport.service.models import ModelRegistry
 from chatport.service.run import shutting_down_error
+from chatport.service.search.web import SearchStats
 from chatport.service.stored import StoredCompletions
 from chatport.store.database import Database, StoreUnavailable, redacted_url
 
@@ -51,6 +52,7 @@ class ServerStatus:
     keys_required: bool
     stored_completions: bool
     draining: bool
+    search: SearchStats | None = None  # the web search engine's counters (--web-search)
 
 
 @dataclass
@@ -119,6 +121,7 @@ class Services:
             keys_required=self.auth.keys_required,
             stored_completions=self.stored is not None,
             draining=self.draining,
+            search=self.chat.search.stats if self.chat.search is not None else None,
         )
 
     async def readiness(self) -> Readiness:

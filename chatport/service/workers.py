@@ -30,9 +30,10 @@ class WorkerPools:
     grammar: ThreadPoolExecutor = field(default_factory=lambda: _pool(2, "grammar-wait"))  # waiting for a compile
     files: ThreadPoolExecutor = field(default_factory=lambda: _pool(1, "files"))  # PDFs and text files
     images: ThreadPoolExecutor = field(default_factory=lambda: _pool(1, "images"))  # decoding and encoding images
+    pages: ThreadPoolExecutor = field(default_factory=lambda: _pool(1, "pages"))  # web search result pages read
 
     def shutdown(self) -> None:
-        for pool in (self.prompt, self.grammar, self.files, self.images):
+        for pool in (self.prompt, self.grammar, self.files, self.images, self.pages):
             pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -29,7 +29,7 @@ def dropping(tmp_path_factory):
         "--alias",
         "gpt-5=" + MODEL,
         "--drop-params",
-        "reasoning_effort,verbosity",
+        "reasoning_effort,verbosity,web_search_options",
     )
     yield srv
     stop_server(srv)
@@ -69,3 +69,13 @@ def test_only_parameters_that_do_not_change_the_answers_shape_can_be_dropped(tmp
     )
     said = " ".join(out.stderr.split())
     assert out.returncode == 2 and "audio cannot be dropped" in said and "reasoning_effort" in said
+
+
+def test_web_search_options_is_dropped_and_said_without_a_search_engine(dropping):
+    client = OpenAI(base_url=dropping.api, api_key="x", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=USER, max_tokens=3, web_search_options={"search_context_size": "low"}
+    )
+    assert raw.headers["x-chatport-dropped-params"] == "web_search_options"
+    assert "x-chatport-search-results" not in raw.headers
+    assert raw.parse().choices[0].message.annotations == []

@@ -501,3 +501,40 @@ def test_another_projects_key_sees_none_of_them(keyed, tabs):
     page.goto(f"{tab.base}/#/stored/{mine}")
     page.wait_for_selector(".stored-detail .error")
     assert mine in page.inner_text(".stored-detail .error")  # "No chat completion found with id ..."
+
+
+# --- web search -------------------------------------------------------------------------
+
+
+def test_a_searched_answer_shows_its_sources_as_numbered_links(tmp_path_factory, tabs):
+    results = [
+        {
+            "title": "Paris - Wikipedia",
+            "url": "https://en.wikipedia.org/wiki/Paris",
+            "snippet": "Paris is the capital of France.",
+        },
+        {"title": "France", "url": "https://example.org/france", "snippet": "France is in Europe."},
+    ]
+    tmp = tmp_path_factory.mktemp("ui-search")
+    (tmp / "results.json").write_text(json.dumps(results))
+    srv = start_server(str(tmp), "--web-search", f"file:{tmp / 'results.json'}")
+    try:
+        tab = tabs(srv)
+        page = playground(tab)
+        page.wait_for_selector("#web_search", state="visible")
+        page.check("#web_search")
+        page.select_option("#search_context_size", "low")
+        ask(page, "What is the capital of France?", temperature="0", max_completion_tokens="40")
+        answer = answered(page)
+        links = answer.locator(".sources li a")
+        hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+        assert hrefs and set(hrefs) <= {r["url"] for r in results}
+        assert all(links.nth(i).get_attribute("rel") == "noopener noreferrer" for i in range(links.count()))
+        assert tab.posts[-1]["web_search_options"] == {"search_context_size": "low"}
+    finally:
+        stop_server(srv)
+
+
+def test_the_web_search_setting_is_hidden_without_a_search_engine(server, tabs):
+    page = playground(tabs(server))
+    assert page.locator("#web_search").is_hidden()

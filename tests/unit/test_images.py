@@ -13,7 +13,7 @@ import PIL.Image
 import pytest
 
 from chatport.protocol.errors import APIError, InvalidRequestError
-from chatport.service.fetch import FetchError, FetchPolicy, ImageFetcher, is_public
+from chatport.service.fetch import FetchError, FetchPolicy, UrlFetcher, is_public
 from chatport.service.images import LOW_DETAIL_SIDE, data_url_bytes, decode_image
 from tests.support.images import animated_gif, encode, image_host, picture, redirect, send
 
@@ -130,13 +130,13 @@ def test_which_addresses_are_public(address, public):
     assert is_public(ipaddress.ip_address(address)) is public
 
 
-def fetch(fetcher: ImageFetcher, url: str) -> tuple[bytes, str | None]:
+def fetch(fetcher: UrlFetcher, url: str) -> tuple[bytes, str | None]:
     return asyncio.run(fetcher.fetch(url))
 
 
-def loopback_fetcher(**policy) -> ImageFetcher:
+def loopback_fetcher(**policy) -> UrlFetcher:
     # 127.0.0.1 stands for the public internet, every other address for private ones.
-    return ImageFetcher(FetchPolicy(**policy), address_allowed=lambda a: str(a) == "127.0.0.1")
+    return UrlFetcher(FetchPolicy(**policy), address_allowed=lambda a: str(a) == "127.0.0.1")
 
 
 def test_a_fetch_returns_the_body_and_its_type():
@@ -149,11 +149,11 @@ def test_private_addresses_are_refused_before_connecting_and_allowed_when_asked(
     png = encode(picture(), "PNG")
     with image_host({"/a.png": lambda h: send(h, png)}) as host:
         with pytest.raises(FetchError, match=re.escape("127.0.0.1, a loopback, private")):
-            fetch(ImageFetcher(), host.url("/a.png"))
+            fetch(UrlFetcher(), host.url("/a.png"))
         with pytest.raises(FetchError, match="'localhost' resolves to"):
-            fetch(ImageFetcher(), host.url("/a.png", host="localhost"))
+            fetch(UrlFetcher(), host.url("/a.png", host="localhost"))
         assert host.hits == []
-        assert fetch(ImageFetcher(FetchPolicy(allow_private=True)), host.url("/a.png"))[0] == png
+        assert fetch(UrlFetcher(FetchPolicy(allow_private=True)), host.url("/a.png"))[0] == png
 
 
 def test_every_redirect_is_checked_again():
@@ -245,10 +245,10 @@ def test_one_request_holds_at_most_100_images():
             )
             if refused:
                 with pytest.raises(InvalidRequestError, match="101 image parts; at most 100") as caught:
-                    asyncio.run(load_images(request.messages, ImageFetcher(), pool))
+                    asyncio.run(load_images(request.messages, UrlFetcher(), pool))
                 assert caught.value.code == "too_many_images"
             else:
-                assert len(asyncio.run(load_images(request.messages, ImageFetcher(), pool))) == 100
+                assert len(asyncio.run(load_images(request.messages, UrlFetcher(), pool))) == 100
 
 
 async def test_decoded_pixels_are_shared_by_all_requests(monkeypatch):
@@ -280,6 +280,6 @@ def test_one_requests_pixels_are_capped_before_they_are_decoded():
     request = ChatCompletionRequest.model_validate({"model": "m", "messages": [{"role": "user", "content": [part] * 3}]})
     budget = PixelBudget()
     with ThreadPoolExecutor(1) as pool, pytest.raises(InvalidRequestError) as caught:
-        asyncio.run(load_images(request.messages, ImageFetcher(), pool, budget))
+        asyncio.run(load_images(request.messages, UrlFetcher(), pool, budget))
     assert caught.value.code == "image_too_large" and f"{MAX_REQUEST_PIXELS:,}" in caught.value.message
     assert budget.free == PixelBudget().free  # what it took was given back

@@ -18,6 +18,7 @@ router = APIRouter()
 
 CLIENT_CLOSED = 499
 DROPPED_HEADER = "x-chatport-dropped-params"
+SEARCH_HEADER = "x-chatport-search-results"  # how many sources a web search gave the model
 
 
 @router.post("/chat/completions")
@@ -32,6 +33,8 @@ async def _respond(service: ChatService, body: dict[str, Any], project: str, met
     run = await service.start(body, project, meter)
     # Parameters the server was told to accept and ignore are named, never silently lost.
     said = {DROPPED_HEADER: ", ".join(run.dropped)} if run.dropped else {}
+    if run.search_results is not None:
+        said[SEARCH_HEADER] = str(run.search_results)
     if run.streams:
         return StreamingResponse(
             encode_events(run.stream()), media_type="text/event-stream", headers={"cache-control": "no-cache", **said}

@@ -129,6 +129,7 @@ def server_status(services: Services) -> dict[str, Any]:
                 "vision": caps.vision,
                 "audio_input": status.audio_input,
                 "audio_output": status.audio_output,
+                "web_search": status.search.backend if status.search is not None else None,
                 "tool_format": model.tool_format,
                 "reasoning": model.reasoning,
                 "fingerprint": caps.fingerprint,

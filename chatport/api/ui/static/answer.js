@@ -5,7 +5,7 @@ import { markdownInto } from "./api.js";
 import { clear, h, hideTooltip, ms, showTooltip } from "./dom.js";
 
 export function newChoice() {
-  return { content: "", reasoning: "", refusal: "", tool_calls: [], audio: [], transcript: "", audio_id: null, logprobs: [], finish_reason: null };
+  return { content: "", reasoning: "", refusal: "", tool_calls: [], audio: [], transcript: "", audio_id: null, logprobs: [], annotations: [], finish_reason: null };
 }
 
 export function hasOutput(delta) {
@@ -28,6 +28,7 @@ export function absorb(acc, choice) {
     if (d.audio.data) acc.audio.push(d.audio.data);
     if (d.audio.transcript) acc.transcript += d.audio.transcript;
   }
+  if (d.annotations) acc.annotations.push(...d.annotations); // a web search's citations, in one chunk
   if (choice.logprobs?.content) acc.logprobs.push(...choice.logprobs.content);
   if (choice.finish_reason) acc.finish_reason = choice.finish_reason;
 }
@@ -76,6 +77,7 @@ export function answerView(view) {
         choice.reasoning ? h("details", { class: "reasoning" }, h("summary", {}, "Reasoning"), h("div", { class: "pre" }, choice.reasoning)) : null,
         md,
         choice.tool_calls.length ? h("div", { class: "tool-calls" }, choice.tool_calls.map(toolCallCard)) : null,
+        choice.annotations?.length ? sourcesView(choice.annotations) : null,
         choice.audioUrl ? h("audio", { controls: true, src: choice.audioUrl, class: "spoken" }) : null,
         choice.logprobs.length ? tokenView(choice.logprobs) : null,
         h("div", { class: "finish muted" }, choice.finish_reason ? `finish_reason: ${choice.finish_reason}` : view.stats.stopped ? "stopped" : ""),
@@ -97,6 +99,18 @@ export function asMarkdown(text) {
     }
   }
   return text;
+}
+
+// A web search's sources, numbered in the order the answer first cites them, each once.
+export function sourcesView(annotations) {
+  const seen = new Map();
+  for (const a of annotations) if (a.type === "url_citation" && !seen.has(a.url_citation.url)) seen.set(a.url_citation.url, a.url_citation.title);
+  const safe = [...seen].filter(([url]) => /^https?:\/\//i.test(url));
+  return h(
+    "ol",
+    { class: "sources", "aria-label": "Sources" },
+    safe.map(([url, title]) => h("li", {}, h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, title || url))),
+  );
 }
 
 function toolCallCard(call) {

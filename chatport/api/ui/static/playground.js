@@ -161,6 +161,8 @@ export function create(root) {
     const model = currentModel();
     inputs.audio_field.hidden = !model?.audio_output;
     if (!model?.audio_output) inputs.audio.checked = false;
+    inputs.search_field.hidden = !model?.web_search;
+    if (!model?.web_search) inputs.web_search.checked = false;
     validateLive();
   }
 

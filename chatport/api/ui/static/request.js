@@ -53,6 +53,7 @@ export function buildRequest(inputs, messages) {
     const metadata = parseMetadata(inputs);
     if (metadata) body.metadata = metadata;
   }
+  if (inputs.web_search.checked) body.web_search_options = { search_context_size: inputs.search_context_size.value };
   if (inputs.audio.checked) {
     body.modalities = ["text", "audio"];
     body.audio = { voice: inputs.voice.value, format: "pcm16" };

@@ -61,7 +61,14 @@ export function makeInputs() {
     metadata: h("textarea", { id: "metadata", rows: 2, placeholder: "key=value, one per line" }),
     audio: h("input", { id: "audio", type: "checkbox" }),
     voice: h("select", { id: "voice" }, VOICES.map((v) => h("option", { value: v }, v))),
+    web_search: h("input", { id: "web_search", type: "checkbox" }),
+    search_context_size: h(
+      "select",
+      { id: "search_context_size" },
+      ["low", "medium", "high"].map((v) => h("option", { value: v, selected: v === "medium" }, v)),
+    ),
   };
+  inputs.search_field = h("fieldset", { hidden: true }, h("legend", {}, "Web search"), h("label", { class: "check" }, inputs.web_search, "search the web first"), field("context size", inputs.search_context_size));
   inputs.audio_field = h("fieldset", { hidden: true }, h("legend", {}, "Spoken answer"), h("label", { class: "check" }, inputs.audio, "answer with audio"), field("voice", inputs.voice));
   return inputs;
 }
@@ -82,6 +89,7 @@ export function settingsPanel(inputs, actions) {
     h("fieldset", {}, h("legend", {}, "Response format"), inputs.response_format, inputs.schema, inputs.schema_error),
     h("fieldset", {}, h("legend", {}, "Stored completion"), h("label", { class: "check" }, inputs.store, "store"), inputs.metadata),
     inputs.audio_field,
+    inputs.search_field,
   );
 }
 

@@ -3,6 +3,7 @@
 // which can be edited, and deletion). Only the public API is used, with the tab's key:
 // what a key's project cannot read, this page cannot show.
 
+import { sourcesView } from "./answer.js";
 import { call, markdownInto } from "./api.js";
 import { clear, field, h, when } from "./dom.js";
 
@@ -182,6 +183,7 @@ function detailView() {
         { class: "msg assistant stored-answer" },
         md,
         answer.tool_calls ? answer.tool_calls.map((c) => h("div", { class: "tool-call" }, h("strong", {}, c.function.name), h("pre", {}, c.function.arguments))) : null,
+        answer.annotations?.length ? sourcesView(answer.annotations) : null,
         h("div", { class: "muted" }, `finish_reason: ${completion.choices?.[0]?.finish_reason ?? ""}`),
       ),
       h("h2", {}, "Usage"),
