@@ -425,3 +425,20 @@ def test_the_newest_python_sdk_reads_annotations_and_errors(searxng, engine, new
     assert report["streamed"] == report["content"]
     assert report["param"] == "web_search_options.search_context_size"
     spans_hold(report, {engine.page_url(name) for name in engine.results})
+
+
+def test_a_client_that_leaves_during_the_search_gets_no_generation(searxng, engine):
+    def first_tokens() -> float:
+        text = httpx.get(searxng.base_url + "/metrics").text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("chatport_first_tokens_total"))
+
+    before = first_tokens()
+    engine.latency = 1.5
+    try:
+        impatient = OpenAI(base_url=searxng.api, api_key="x", max_retries=0, timeout=0.5)
+        with pytest.raises(openai.APITimeoutError):
+            ask(impatient)
+        time.sleep(2.5)  # the engine has answered by now; a request still running would have its first token
+    finally:
+        engine.latency = 0.0
+    assert first_tokens() == before

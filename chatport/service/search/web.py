@@ -141,9 +141,11 @@ class WebSearch:
             return await loop.run_in_executor(pool, page_text, body, kind if kind in PAGE_TYPES else None)
 
         jobs = {asyncio.ensure_future(read(hits[k].url)): k for k in wanted}
-        done, late = await asyncio.wait(jobs, timeout=self.page_seconds)
-        for job in late:
-            job.cancel()
+        try:
+            done, _ = await asyncio.wait(jobs, timeout=self.page_seconds)
+        finally:  # late pages, or all of them when the client has gone
+            for job in jobs:
+                job.cancel()
         for job, k in jobs.items():
             text = job.result() if job in done and job.exception() is None else None
             if text:
