@@ -13,6 +13,13 @@ digits before the point and 9 after it, without an exponent. A schema's own ``mi
 ``maximum`` (or their exclusive forms) and ``multipleOf`` are kept as written; only the
 missing ones are added. Without a bound, a small model could write the digits of a
 ``population`` until ``max_tokens``.
+
+Values a schema leaves open are bounded the same way: an untyped subschema (``{}``, ``true``,
+one with only a description), the extra properties of an object that allows them (no
+``additionalProperties``, or ``true``: non-strict schemas, ``json_object``) and the items of
+an array without ``items`` become any JSON value whose numbers are bounded (a recursive
+definition, ``#/$defs/chatport_any``, added to the schema's root): the same values as
+before, none of them endless.
 """
 
 from __future__ import annotations
@@ -34,14 +41,64 @@ def json_options(*, lenient: bool) -> dict[str, Any]:
     return {"whitespace_flexible": False, "whitespace_pattern": WHITESPACE, "lenient": lenient}
 
 
+ANY_NAME = "chatport_any"
+_ANY_REF = {"$ref": f"#/$defs/{ANY_NAME}"}
+# Keywords that constrain a value: a subschema with none of them takes any JSON value.
+_CONSTRAINING = frozenset(
+    {"type", "$ref", "anyOf", "oneOf", "allOf", "not", "enum", "const", "properties", "items", "prefixItems"}
+    | {"additionalProperties", "patternProperties", "required", "if", "$defs", "definitions"}
+)
+# Keywords whose values are subschemas (or maps or lists of them).
+_ONE_SCHEMA = frozenset({"items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames"})
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+_SCHEMA_LISTS = frozenset({"anyOf", "oneOf", "allOf", "prefixItems"})
+
+
+def _any_value() -> dict[str, Any]:
+    number = {"type": "number", "minimum": -_LARGEST, "maximum": _LARGEST, "multipleOf": _NUMBER_STEP}
+    return {
+        "anyOf": [
+            {"type": "string"},
+            {"type": "integer", "minimum": -_LARGEST, "maximum": _LARGEST},
+            number,
+            {"type": "boolean"},
+            {"type": "null"},
+            {"type": "array", "items": _ANY_REF},
+            {"type": "object", "additionalProperties": _ANY_REF},
+        ]
+    }
+
+
 def bounded_numbers(schema: Any) -> Any:
-    """``schema`` with every ``integer`` and ``number`` bounded as the module says (a copy;
-    depth is bounded by ``service.bounds.check_schema`` before this runs)."""
-    if isinstance(schema, list):
-        return [bounded_numbers(item) for item in schema]
+    """``schema`` with every ``integer`` and ``number`` bounded as the module says, open
+    values included (a copy; depth is bounded by ``service.bounds.check_schema`` before
+    this runs)."""
+    opened: list[bool] = []
+    out = _bounded(schema, opened, root=True)
+    if opened and isinstance(out, dict) and isinstance(out.get("$defs", {}), dict):
+        out["$defs"] = {**out.get("$defs", {}), ANY_NAME: _any_value()}
+    return out
+
+
+def _open(schema: Any) -> bool:
+    return schema is True or (isinstance(schema, dict) and not (schema.keys() & _CONSTRAINING))
+
+
+def _bounded(schema: Any, opened: list[bool], *, root: bool = False) -> Any:
     if not isinstance(schema, dict):
         return schema
-    out = {key: value if key in _DATA_KEYWORDS else bounded_numbers(value) for key, value in schema.items()}
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _DATA_KEYWORDS:
+            out[key] = value
+        elif key in _ONE_SCHEMA:
+            out[key] = _sub(value, opened)
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: _sub(sub, opened) for name, sub in value.items()}
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [_sub(sub, opened) for sub in value]
+        else:
+            out[key] = value
     kinds = out.get("type")
     kinds = {kinds} if isinstance(kinds, str) else set(kinds) if isinstance(kinds, list) else set()
     if kinds & {"integer", "number"} and all(isinstance(k, str) for k in kinds):
@@ -51,7 +108,22 @@ def bounded_numbers(schema: Any) -> Any:
             out["maximum"] = _LARGEST
         if "number" in kinds and "multipleOf" not in out:
             out["multipleOf"] = _NUMBER_STEP
+    is_object = "object" in kinds or "properties" in out
+    if is_object and out.get("additionalProperties", True) is True and "patternProperties" not in out:
+        out["additionalProperties"] = _ANY_REF
+        opened.append(True)
+    if "array" in kinds and "items" not in out and "prefixItems" not in out:
+        out["items"] = _ANY_REF
+        opened.append(True)
     return out
+
+
+def _sub(schema: Any, opened: list[bool]) -> Any:
+    """A subschema bounded; an open one (``{}``, ``true``) becomes any bounded value."""
+    if _open(schema):
+        opened.append(True)
+        return dict(_ANY_REF) if schema is True else {**schema, **_ANY_REF}
+    return _bounded(schema, opened)
 
 
 def grammar_schema(schema: dict[str, Any], *, lenient: bool) -> dict[str, Any]:

@@ -4,13 +4,17 @@ calls (invoke and stream with usage, tools with a forced and a named choice, str
 output by json_schema and by function calling, nested models, an agent run with a
 function tool). Answers come from SmolLM2-135M: what is checked
 is what each library builds from chatport's answers, not the model's judgement (issue 28).
-Not here: instructor (its releases for openai 1.x pin rich below the 15 chatport uses) and
-pydantic-ai (its releases for openai 1.x need an older OpenTelemetry than the server's);
-both need the openai 2.x line, which the tests do not pin yet."""
+instructor and pydantic-ai need a newer openai than the suite pins (and, for openai 1.x,
+an older rich or OpenTelemetry than the server's): they run from an installation of their
+own (tests/requirements-libraries.txt), against Qwen2.5-Coder-0.5B."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -123,3 +127,61 @@ def test_litellm_calls_a_tool_and_answers_to_a_schema(server):
     person = Person.model_validate_json(answered.choices[0].message.content)
     assert isinstance(person.address, Address)
     assert answered.usage.completion_tokens > 0
+
+
+# --- instructor and pydantic-ai, from their own installation ----------------------------
+
+LIBRARIES = os.path.join(os.path.dirname(__file__), "..", "requirements-libraries.txt")
+
+
+@pytest.fixture(scope="session")
+def libraries_dir():
+    """tests/requirements-libraries.txt installed into a directory of its own (cached
+    between runs, one per version of that file): put first on a child interpreter's path."""
+    import hashlib
+
+    with open(LIBRARIES, "rb") as f:
+        tag = hashlib.sha256(f.read()).hexdigest()[:12]
+    target = os.path.join(os.path.expanduser("~"), ".cache", "chatport", "sdk", f"libraries-{tag}")
+    if not os.path.isdir(os.path.join(target, "instructor")):
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--target", target, "-r", LIBRARIES],
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
+    return target
+
+
+@pytest.fixture(scope="module")
+def libraries_report(qwen_server, libraries_dir):
+    from tests.conftest import QWEN
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.support.libraries_check"],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": f"{libraries_dir}:{root}", "CHATPORT_BASE_URL": qwen_server.api, "CHATPORT_MODEL": QWEN},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("mode", ["tools", "json_schema"])
+def test_instructor_fills_a_nested_model(libraries_report, mode):
+    assert libraries_report["openai"].startswith("3.")
+    person = Person.model_validate(libraries_report[f"instructor_{mode}"])
+    assert isinstance(person.address, Address) and person.address.city
+
+
+def test_pydantic_ai_structured_output_and_a_function_tool(libraries_report):
+    person = Person.model_validate(libraries_report["pydantic_ai_output"])
+    assert isinstance(person.address, Address)
+    calls = libraries_report["pydantic_ai_tool_calls"]
+    assert calls and all(isinstance(location, str) and location for location in calls), "the agent ran its tool"
+    answer = libraries_report["pydantic_ai_answer"]
+    assert isinstance(answer, str) or libraries_report["pydantic_ai_ended"] in ("UnexpectedModelBehavior", "UsageLimitExceeded")

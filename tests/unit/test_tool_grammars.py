@@ -218,3 +218,24 @@ def test_nested_and_recursive_schemas_compile_and_hold_in_every_form():
 
 def test_no_grammar_when_tools_are_off():
     assert not plan(tools=[WEATHER], tool_choice="none").active
+
+
+def test_values_a_schema_leaves_open_have_bounded_numbers_too():
+    import llguidance as llg
+
+    loose = {
+        "type": "function",
+        "function": {
+            "name": "log",
+            "parameters": {"type": "object", "properties": {"tags": {"type": "array"}, "extra": {}}, "required": ["tags"]},
+        },
+    }
+    grammar = required(HermesFormat(), tools=[loose])
+    call = '<tool_call>\n{"name": "log", "arguments": %s}\n</tool_call>'
+    assert accepts(grammar, call % '{"tags": [1, "a", {"k": [2.5, null]}], "extra": {"x": true}, "other": 7}')
+    for endless in ('{"tags": [%s]}', '{"tags": [], "extra": %s}', '{"tags": [], "more": {"deep": [%s]}}'):
+        assert accepts(grammar, call % (endless % ("9" * 16)))
+        assert not accepts(grammar, call % (endless % ("9" * 17))), endless
+    answer = str(llg.LLMatcher.grammar_from_json_schema(grammar_schema({"type": "object"}, lenient=False)))
+    assert accepts(answer, '{"a": {"b": {"c": {"d": [1, {"e": null}]}}}}')  # json_object: any depth
+    assert not accepts(answer, '{"population": %s}' % ("1" * 17))
