@@ -74,7 +74,7 @@ def bounded_numbers(schema: Any) -> Any:
     values included (a copy; depth is bounded by ``service.bounds.check_schema`` before
     this runs)."""
     opened: list[bool] = []
-    out = _bounded(schema, opened, root=True)
+    out = _bounded(schema, opened)
     if opened and isinstance(out, dict) and isinstance(out.get("$defs", {}), dict):
         out["$defs"] = {**out.get("$defs", {}), ANY_NAME: _any_value()}
     return out
@@ -84,7 +84,7 @@ def _open(schema: Any) -> bool:
     return schema is True or (isinstance(schema, dict) and not (schema.keys() & _CONSTRAINING))
 
 
-def _bounded(schema: Any, opened: list[bool], *, root: bool = False) -> Any:
+def _bounded(schema: Any, opened: list[bool]) -> Any:
     if not isinstance(schema, dict):
         return schema
     out: dict[str, Any] = {}
@@ -108,6 +108,12 @@ def _bounded(schema: Any, opened: list[bool], *, root: bool = False) -> Any:
             out["maximum"] = _LARGEST
         if "number" in kinds and "multipleOf" not in out:
             out["multipleOf"] = _NUMBER_STEP
+    _close_open_members(out, kinds, opened)
+    return out
+
+
+def _close_open_members(out: dict[str, Any], kinds: set[str], opened: list[bool]) -> None:
+    """An object's extra properties and an array's items, where the schema leaves them open."""
     is_object = "object" in kinds or "properties" in out
     if is_object and out.get("additionalProperties", True) is True and "patternProperties" not in out:
         out["additionalProperties"] = _ANY_REF
@@ -115,7 +121,6 @@ def _bounded(schema: Any, opened: list[bool], *, root: bool = False) -> Any:
     if "array" in kinds and "items" not in out and "prefixItems" not in out:
         out["items"] = _ANY_REF
         opened.append(True)
-    return out
 
 
 def _sub(schema: Any, opened: list[bool]) -> Any:
