@@ -270,6 +270,11 @@ def markdown(command: str, results: list[CategoryResult], per_category: int) -> 
     lines += ["", "| server | mean accuracy |", "| --- | ---: |"]
     for server, rows in by_server.items():
         lines.append(f"| {server} | {sum(r.accuracy() for r in rows) / len(rows):.1%} |")
+    wrong = [(r.server, r.category, f) for rows in by_server.values() for r in rows for f in r.failures]
+    if wrong:  # what each wrong whole answer was: calls (name, arguments) or the start of its text
+        lines += ["", "<details><summary>Wrong answers</summary>", ""]
+        lines += [f"- {server} {category} {failure}" for server, category, failure in wrong]
+        lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
 

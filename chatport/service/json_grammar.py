@@ -14,12 +14,15 @@ digits before the point and 9 after it, without an exponent. A schema's own ``mi
 missing ones are added. Without a bound, a small model could write the digits of a
 ``population`` until ``max_tokens``.
 
-Values a schema leaves open are bounded the same way: an untyped subschema (``{}``, ``true``,
-one with only a description), the extra properties of an object that allows them (no
-``additionalProperties``, or ``true``: non-strict schemas, ``json_object``) and the items of
-an array without ``items`` become any JSON value whose numbers are bounded (a recursive
-definition, ``#/$defs/chatport_any``, added to the schema's root): the same values as
-before, none of them endless.
+An object that lists its properties without saying ``additionalProperties`` takes only
+those, as llama.cpp's schema grammars do: a small model under a non-strict schema otherwise
+wrote keys of its own (``"powerSaveEnabled': true, "``) until ``max_tokens``. Values a
+schema leaves open are bounded like the rest: an untyped subschema (``{}``, ``true``, one
+with only a description), the extra properties of an object that allows them
+(``additionalProperties: true``, or an object with no properties listed, as
+``json_object``) and the items of an array without ``items`` become any JSON value whose
+numbers are bounded (a recursive definition, ``#/$defs/chatport_any``, added to the
+schema's root).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ def json_options(*, lenient: bool) -> dict[str, Any]:
     return {"whitespace_flexible": False, "whitespace_pattern": WHITESPACE, "lenient": lenient}
 
 
+_MISSING = object()
 ANY_NAME = "chatport_any"
 _ANY_REF = {"$ref": f"#/$defs/{ANY_NAME}"}
 # Keywords that constrain a value: a subschema with none of them takes any JSON value.
@@ -115,9 +119,13 @@ def _bounded(schema: Any, opened: list[bool]) -> Any:
 def _close_open_members(out: dict[str, Any], kinds: set[str], opened: list[bool]) -> None:
     """An object's extra properties and an array's items, where the schema leaves them open."""
     is_object = "object" in kinds or "properties" in out
-    if is_object and out.get("additionalProperties", True) is True and "patternProperties" not in out:
-        out["additionalProperties"] = _ANY_REF
-        opened.append(True)
+    extra = out.get("additionalProperties", _MISSING)
+    if is_object and "patternProperties" not in out:
+        if extra is _MISSING and out.get("properties"):
+            out["additionalProperties"] = False  # as llama.cpp's schema grammars: listed properties only
+        elif extra is True or extra is _MISSING:
+            out["additionalProperties"] = _ANY_REF
+            opened.append(True)
     if "array" in kinds and "items" not in out and "prefixItems" not in out:
         out["items"] = _ANY_REF
         opened.append(True)
