@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import jsonschema
@@ -138,16 +139,19 @@ def test_seed_function_calling_round_trip(target):
     added = final.usage.prompt_tokens - control.usage.prompt_tokens
     assert added >= 0.8 * response.usage.completion_tokens, (added, response.usage.completion_tokens)
     # The answer is a well-formed message: text, or calls that parse and validate (the
-    # last one may be cut off by max_tokens, as OpenAI returns it); never call markup.
+    # last one may be cut off by max_tokens, as OpenAI returns it); never the markup of a
+    # call (a tag followed by something else is the model's text, and stays).
     choice = final.choices[0]
-    assert "<tool_call>" not in (choice.message.content or "") and '{"name"' not in (choice.message.content or "")
+    assert not re.search(r'"name"\s*:\s*"get_weather"', choice.message.content or "")
     if choice.message.tool_calls:
         calls = choice.message.tool_calls
         complete = calls if choice.finish_reason == "tool_calls" else calls[:-1]
         assert choice.finish_reason in ("tool_calls", "length")
         check_calls(type(choice.message)(role="assistant", tool_calls=complete), {"get_weather"}) if complete else None
-    else:
-        assert choice.finish_reason in ("stop", "length") and choice.message.content
+    elif choice.finish_reason == "stop":
+        assert choice.message.content
+    else:  # cut: by a call's markup before its name, content is null
+        assert choice.finish_reason == "length" and choice.message.content != ""
 
 
 def test_streamed_calls_have_openai_delta_shape(target):

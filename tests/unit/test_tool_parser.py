@@ -92,6 +92,26 @@ CASES: list[tuple[ToolCallFormat, str, str, list[tuple[str, str]]]] = [
     (LLAMA3, '{"name": "get_stock", "parameters": {}}', '{"name": "get_stock", "parameters": {}}', []),
     (HERMES, '{"name": "get_weather_now", "arguments": {}}', '{"name": "get_weather_now", "arguments": {}}', []),
     (HERMES, 'Use {"name": "get_w for that.', 'Use {"name": "get_w for that.', []),
+    # A tagged block that does not begin as a call is what the model wrote after the tag
+    # (SmolLM2 answers a tool result so), whether it closes or runs to the end.
+    (
+        HERMES,
+        'Here:\n<tool_call>\n{"location": "Paris", "temperature": 21}\nIt is 21 C in Paris.',
+        'Here:\n<tool_call>\n{"location": "Paris", "temperature": 21}\nIt is 21 C in Paris.',
+        [],
+    ),
+    (
+        HERMES,
+        '<tool_call>\n{"location": "Paris"}\n</tool_call>\n<tool_call>\n{"name": "get_time", "arguments": {"city": "Paris"}}\n</tool_call>',
+        '<tool_call>\n{"location": "Paris"}\n</tool_call>',
+        [TIME],
+    ),
+    (
+        HERMES,
+        '<tool_call>\n[{"name": "get_weather", "arguments": {"location": "Paris"}}]\n</tool_call>',
+        "",
+        [WEATHER],
+    ),
     # Several bare calls, fenced one after another or as an array.
     (
         HERMES,
@@ -189,6 +209,7 @@ CUT: list[tuple[str, str, list[tuple[str, str]]]] = [
     ('Sure. {"name": "get_', "Sure.", []),
     ("Sure. <custom_ca", "Sure.", []),
     ("Sure. 3 < 4", "Sure. 3 < 4", []),
+    ('<tool_call>\n{"location": "Pa', '<tool_call>\n{"location": "Pa', []),
 ]
 
 

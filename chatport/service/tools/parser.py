@@ -32,6 +32,9 @@ _ARGUMENTS_KEY_MAX = 16
 _CUSTOM_PREFIX = ' name="'
 _CUSTOM_HEAD = re.compile(r' name="([A-Za-z0-9_-]{1,64})">')
 _CUSTOM_HEAD_MAX = len(_CUSTOM_PREFIX) + 64 + 2
+# A tagged block holds a call only if it begins as one (a list of calls may open it): a
+# block that begins otherwise is text the model wrote after the tag, and is content.
+_BLOCK_START = regex.compile(r'\s*(?:\[\s*)?\{\s*"name"\s*:\s*"')
 _NAMED = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.){1,64})"')
 _PARTIAL_NAME = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)$|<custom_call name="([A-Za-z0-9_-]*)$')
 
@@ -240,6 +243,9 @@ class CallParser:
                 self._value = _ValueEnd()
             elif len(self._buffer) > _ARGUMENTS_KEY_MAX:
                 self._awaiting_arguments = False  # a call without arguments: the block goes on
+            return
+        if block.closer is not None and not self._calls and not _BLOCK_START.match(self._buffer, partial=True):
+            self._close(0, events)  # not a call after all: the opener and what follows are content
             return
         closer = self._buffer.find(block.closer) if block.closer is not None else -1
         pattern = _BARE_HEAD if block.keep_opener else _HEAD
