@@ -38,6 +38,11 @@ class EngineCollector(Collector):
             "Prompt tokens whose KV was reused (exact; usage reports whole blocks)",
             labels=["model"],
         )
+        drafts = CounterMetricFamily(
+            "chatport_draft_tokens",
+            "Draft tokens verified, by source (prediction: the client's; context: the request's own) and outcome",
+            labels=["model", "source", "outcome"],
+        )
         # Engines run as replicas (chatport serve --ray): each one's health, load and share.
         labels = ["model", "replica"]
         up = GaugeMetricFamily("chatport_replica_up", "1 while the replica reports and its engine runs", labels=labels)
@@ -64,6 +69,10 @@ class EngineCollector(Collector):
             first_wait.add_metric([model.id], stats.first_token_seconds)
             prompt.add_metric([model.id], stats.prompt_tokens)
             cached.add_metric([model.id], stats.cached_tokens)
+            accepted = dict(stats.accepted_draft_tokens)
+            for source, drafted in stats.drafted_tokens:
+                drafts.add_metric([model.id, source, "accepted"], accepted.get(source, 0))
+                drafts.add_metric([model.id, source, "rejected"], drafted - accepted.get(source, 0))
         yield from _search_families(status.search)
         draining = GaugeMetricFamily("chatport_draining", "1 while the server drains before shutting down")
         draining.add_metric([], 1 if status.draining else 0)
@@ -79,6 +88,7 @@ class EngineCollector(Collector):
             first_wait,
             prompt,
             cached,
+            drafts,
             draining,
             *replicas,
         )

@@ -75,6 +75,22 @@ def throughput(
     prefix: Annotated[bool, typer.Option(help="Also time a repeated 1,000-token shared system prompt.")] = True,
     constrained: Annotated[bool, typer.Option(help="Also run the top concurrency under a JSON schema.")] = False,
     ctx_size: Annotated[int, typer.Option(help="Context per sequence for started servers.")] = 2048,
+    workload: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of throughput, realistic runs through the SDK, comma-separated (or all): edit, rag, agent, "
+            "json, chat; chatport runs with --speculation auto and as started by default (off), beside the "
+            "peers of --compare."
+        ),
+    ] = None,
+    peer_args: Annotated[
+        list[str],
+        typer.Option(
+            "--peer-args",
+            help="With --workload: arguments of one llama-server configuration, e.g. '--spec-type ngram-simple' or "
+            "'-md DRAFT.gguf' (repeatable: each is run, and the best per workload reported; default: as started).",
+        ),
+    ] = [],
     out: Annotated[str, typer.Option(help="Directory for results.json, results.md and results.png.")] = "bench-results",
 ) -> None:
     """Throughput, TTFT and inter-token latency at each concurrency (the default measurement)."""
@@ -95,6 +111,9 @@ def throughput(
             "--compare llama-server needs --peer-bin PATH, an executable llama-server (build one: scripts/build-llama-server)",
             param_hint="--peer-bin",
         )
+    if workload is not None:
+        _workloads(workload, model, model_path, _levels(concurrency), peers, peer_bin, peer_args, rounds or 1, ctx_size, out)
+        return
     opts = BenchOptions(
         base_url=base_url,
         model=model,
@@ -115,6 +134,51 @@ def throughput(
     paths = report.write(results, out)
     typer.echo(report.markdown(results))
     console.print(f"written: {paths['markdown']}, {paths['plot']}, {paths['json']}")
+
+
+def _workloads(
+    names: str,
+    model: str,
+    model_path: str | None,
+    levels: list[int],
+    peers: list[str],
+    peer_bin: str | None,
+    peer_args: list[str],
+    rounds: int,
+    ctx_size: int,
+    out: str,
+) -> None:
+    from chatport.bench.servers import RunningServer, start_chatport, start_llama_server
+    from chatport.bench.workloads import WORKLOADS, markdown, run_workloads
+
+    chosen = list(WORKLOADS) if names.strip() == "all" else [w.strip() for w in names.split(",") if w.strip()]
+    unknown = [w for w in chosen if w not in WORKLOADS]
+    if unknown or not chosen:
+        raise typer.BadParameter(f"takes {', '.join(WORKLOADS)} or all, not {names!r}", param_hint="--workload")
+    if set(peers) - {"llama-server"}:
+        raise typer.BadParameter("with --workload, the peer is llama-server", param_hint="--compare")
+    path = model_path or default_model().path
+    os.makedirs(out, exist_ok=True)
+    servers: list[RunningServer] = []
+    try:
+        common = ("--model", path, "--model-id", model, "--ctx-size", str(ctx_size), "--no-auth")
+        for name, extra in (("chatport --speculation auto", ("--speculation", "auto")), ("chatport", ())):
+            server = start_chatport(*common, *extra, log_path=os.path.join(out, f"{name.replace(' ', '_')}.log"))
+            server.name = name
+            servers.append(server)
+        if peers:
+            for args in peer_args or [""]:
+                log = os.path.join(out, f"llama-server-{len(servers)}.log")
+                server = start_llama_server(
+                    peer_bin or "", path, model, ctx_size=ctx_size, parallel=max(levels), log_path=log, extra=shlex.split(args)
+                )
+                server.name = f"llama-server {args}".strip()
+                servers.append(server)
+        results = run_workloads([(s.name, s.api) for s in servers], model, chosen, levels, rounds, console.print)
+    finally:
+        for server in servers:
+            server.stop()
+    _emit(out, "workloads", markdown(_command(), results, "chatport", rounds))
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -27,6 +28,11 @@ from chatport.config import (
 )
 from chatport.engine.config import EngineConfig
 from chatport.hub import is_hub
+
+
+class Speculation(enum.Enum):
+    AUTO = "auto"
+    OFF = "off"
 
 
 def serve(
@@ -97,6 +103,14 @@ def serve(
             "faster at many streams, but seeded answers then vary with the prefix cache.",
         ),
     ] = False,
+    speculation: Annotated[
+        Speculation,
+        typer.Option(
+            help="auto: draft every answer's next tokens from its own context (prompt, tool results, what it wrote) "
+            "and verify them in one step, where the measured cost of the rows leaves a gain; off (the default until "
+            "auto never loses: docs/benchmarks.md): only a request's prediction drafts. The answer is the same.",
+        ),
+    ] = Speculation.OFF,
     cache_ram: Annotated[
         int, typer.Option(help="MiB of host memory for prompt prefixes pushed out of their slot (0: none).")
     ] = 1024,
@@ -188,6 +202,7 @@ def serve(
                 queue_timeout=queue_timeout,
                 threads=threads,
                 repack=repack,
+                speculation=speculation is Speculation.AUTO,
                 cache_ram_mb=cache_ram,
                 cache_disk_mb=cache_disk,
                 cache_dir=cache_dir,

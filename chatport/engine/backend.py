@@ -57,7 +57,10 @@ class LlamaBackend:
             max_waiting=config.max_waiting,
             queue_timeout=config.queue_timeout,
             prompt_cache=self.prompt_cache,
-        ).start()
+            speculation=config.speculation,
+        )
+        self.engine.calibrate()
+        self.engine.start()
         self._capabilities = ModelCapabilities(
             context_length=context.context_length,
             max_choices=config.max_seqs,

@@ -17,3 +17,4 @@ class EngineConfig:
     cache_ram_mb: int = 1024  # prompt prefixes kept in memory after their slot is taken (0: none)
     cache_disk_mb: int = 4096  # prompt_cache_retention "24h" prefixes on disk (0: none)
     cache_dir: str | None = None  # where those go (default: the data directory)
+    speculation: bool = False  # drafts from each request's context, where they pay (--speculation auto)

@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -25,6 +25,7 @@ from chatport.engine.prompt_cache import KVState, PromptCache
 from chatport.engine.sampler import TokenChoice, sample
 from chatport.engine.scheduler import Scheduler
 from chatport.engine.sequence import Phase, Sequence, TokenTable
+from chatport.engine.speculation import ContextDrafter, StepCost, draft_length
 from chatport.engine.text import token_display
 from chatport.protocol.backend import (
     BackendFailure,
@@ -46,6 +47,8 @@ log = logging.getLogger("chatport.engine")
 IDLE_COPY_BYTES = 16 << 20
 
 Logits = npt.NDArray[np.float32]
+# Row counts whose decode steps are timed at start-up (Engine.calibrate).
+CALIBRATION_ROWS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 # Proposes draft tokens for a decoding sequence (verified by the next step); none by default.
 Drafter = Callable[[Sequence], list[int]]
 
@@ -107,6 +110,8 @@ class StepCounters:
     first_token_seconds: float = 0.0
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    drafted: dict[str, int] = field(default_factory=dict)  # draft tokens verified, by source
+    accepted: dict[str, int] = field(default_factory=dict)  # of those, the ones taken
 
 
 class Engine:
@@ -121,7 +126,10 @@ class Engine:
         queue_timeout: float,
         drafter: Drafter | None = None,
         prompt_cache: PromptCache | None = None,
+        speculation: bool = False,
     ) -> None:
+        """``speculation``: draft from every request's own context where drafts pay
+        (``prediction`` drafts whenever a request sends one). ``drafter`` replaces both."""
         self.context = context
         self.prompt_cache = prompt_cache
         self.vocab = vocab
@@ -134,6 +142,8 @@ class Engine:
         self.scheduler = Scheduler(n_slots=max_seqs, max_waiting=max_waiting, prompt_cache=prompt_cache)
         self.counters = StepCounters()
         self._drafter = drafter
+        self._speculation = speculation
+        self.step_cost = StepCost()
         self._inbox: queue.SimpleQueue[RequestHandle] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stopping = False
@@ -144,6 +154,35 @@ class Engine:
     def start(self) -> Engine:
         self._thread.start()
         return self
+
+    def calibrate(self, counts: tuple[int, ...] = CALIBRATION_ROWS, cells: int = 64) -> None:
+        """Before serving: time a decode step of each row count after ``cells`` cells of KV
+        in slot 0 (the fastest of two), so that drafts are weighed by what rows cost on this
+        machine from the first request on. Costs are not a line: llama.cpp's CPU matmuls run
+        rows in tiles (Qwen2.5-1.5B on 2 cores: 1 row 47 ms, 8 rows 249, 12 rows 309, 16 rows
+        292), so counts between the measured ones are interpolated, and steps keep measuring."""
+        if not self._speculation:
+            return
+        batch, token = self.context.batch, 0 if self._end != 0 else 1
+        top = max(counts)
+        if cells + top > self.context_length:
+            return
+        try:
+            batch.clear()
+            batch.add([token] * cells, 0, 0, 1)
+            self.context.decode()
+            for k in (1, *counts):  # the first one-row step warms the kernels up
+                best = float("inf")
+                for _ in range(2):
+                    batch.clear()
+                    batch.add([token] * k, cells, 0, k)
+                    began = time.perf_counter()
+                    self.context.decode()
+                    best = min(best, time.perf_counter() - began)
+                    self.context.remove(0, cells)
+                self.step_cost.record(k, best)
+        finally:
+            self.context.remove(0, 0)
 
     # --- caller side (event loop) ----------------------------------------------------
 
@@ -171,6 +210,8 @@ class Engine:
             first_token_seconds=c.first_token_seconds,
             prompt_tokens=c.prompt_tokens,
             cached_tokens=c.cached_tokens,
+            drafted_tokens=tuple(sorted(c.drafted.items())),
+            accepted_draft_tokens=tuple(sorted(c.accepted.items())),
         )
 
     def abort_all(self, failure: BackendFailure) -> None:
@@ -228,8 +269,11 @@ class Engine:
     def step(self) -> None:
         self._admit()
         plan = self.scheduler.plan(self.context.batch_capacity)
+        started = time.perf_counter()
         logits = self._decode(plan)
         self._sample(plan, logits)
+        if not plan.media and plan.n_tokens == plan.n_rows:  # decode rows only: what drafts weigh
+            self.step_cost.record(plan.n_rows, time.perf_counter() - started)  # the forward pass and the picks
         outputs = self._advance(plan)
         self._emit(outputs)
 
@@ -294,6 +338,7 @@ class Engine:
         for media in plan.media:
             media.seq.num_computed += media.chunk.n_cells
         outputs: dict[RequestHandle, list[ChoiceDelta]] = {}
+        decoding = sum(1 for seq in self.scheduler.running if seq.phase is Phase.DECODE)
         for entry in plan.entries:
             seq = entry.seq
             self._count_computed(entry)
@@ -310,7 +355,7 @@ class Engine:
                     self._persist(seq)
                     break
             if seq.phase is Phase.DECODE:
-                seq.draft = self._draft(seq)
+                seq.draft = self._draft(seq, max(decoding, 1))
         self._count_first_outputs(outputs)
         self.counters.steps += 1
         return outputs
@@ -328,10 +373,22 @@ class Engine:
 
     # --- helpers ----------------------------------------------------------------------
 
-    def _draft(self, seq: Sequence) -> list[int]:
+    def _draft(self, seq: Sequence, rows: int) -> list[int]:
+        """The next draft of a sequence in a step of ``rows`` decoding rows: the client's
+        prediction when it sent one (it knows the answer best), else the context's, as long
+        as the measured cost of its rows leaves a gain."""
         if self._drafter is not None:
+            seq.draft_source = "drafter"
             return self._drafter(seq)
-        return seq.predictor.draft() if seq.predictor is not None else []
+        if seq.predictor is not None:
+            seq.draft_source = "prediction"
+            return seq.predictor.draft()
+        drafter = seq.context_drafter
+        if drafter is None or not seq.accepts_drafts:
+            return []
+        candidate = drafter.candidate()
+        seq.draft_source = "context"
+        return candidate[: draft_length(self.step_cost, rows, drafter.rate, len(candidate))] if candidate else []
 
     def _count_computed(self, entry: Entry) -> None:
         seq = entry.seq
@@ -344,6 +401,10 @@ class Engine:
         # Cells of rejected draft tokens hold KV that must go: the next step recomputes
         # from the last accepted token.
         accepted_draft = max(len(entry.picks) - 1, 0) if entry.draft else 0
+        if entry.draft:
+            source = seq.draft_source
+            self.counters.drafted[source] = self.counters.drafted.get(source, 0) + len(entry.draft)
+            self.counters.accepted[source] = self.counters.accepted.get(source, 0) + accepted_draft
         seq.num_computed += len(entry.tokens) - len(entry.draft) + accepted_draft
         if accepted_draft < len(entry.draft):
             self.context.remove(seq.slot_id, seq.position(seq.num_computed))
@@ -367,7 +428,10 @@ class Engine:
                 seq.sampler.end_outside = self._end if self._end is not None and mask[self._end] else None
 
     def _new_sequence(self, handle: RequestHandle, index: int, slot_id: int) -> Sequence:
-        return Sequence(handle, index, slot_id, self.vocab, self.context_length)
+        seq = Sequence(handle, index, slot_id, self.vocab, self.context_length)
+        if self._speculation and seq.predictor is None:
+            seq.context_drafter = ContextDrafter(seq.tokens)
+        return seq
 
     def _logprob(self, choice: TokenChoice) -> TokenLogprob | None:
         if choice.logprob is None:

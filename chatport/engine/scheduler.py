@@ -72,8 +72,13 @@ def worth_restoring(saved_cells: int, spared: int) -> bool:
 CONTIGUITY_SLACK = 32
 
 
-# Rows of one step that decoding and drafts share (see Scheduler.plan).
+# Rows of one step that decoding and a prediction's drafts share (see Scheduler.plan).
 DRAFT_ROWS = 16
+# The same for drafts from a request's context: the engine sizes those by measured step
+# costs (engine/speculation.py), and long drafts of text that repeats pay on a CPU, where
+# rows past a dozen cost a fraction of the first (Qwen2.5-1.5B, 2 cores: 16 rows 292 ms,
+# 32 rows 473 ms, one row 47 ms).
+SPECULATION_ROWS = 64
 
 
 class Scheduler:
@@ -253,12 +258,15 @@ class Scheduler:
         feeds: list[tuple[int, Callable[[], object]]] = []  # (slot, adds the entry), added in slot order
         decoding = [seq for seq in self.running if seq.phase is Phase.DECODE]
         spare = max(DRAFT_ROWS - len(decoding), 0)
+        spare_context = max(SPECULATION_ROWS - len(decoding), 0)
         for seq in decoding:
             if budget <= 0:
                 break
-            draft = seq.draft[: min(spare, budget - 1)] if seq.accepts_drafts else []
+            rows = spare_context if seq.draft_source == "context" else spare
+            draft = seq.draft[: min(rows, budget - 1)] if seq.accepts_drafts else []
             feeds.append((seq.slot_id, partial(plan.add_decode, seq, draft)))
-            spare -= len(draft)
+            spare = max(spare - len(draft), 0)
+            spare_context -= len(draft)
             budget -= 1 + len(draft)
         media_planned = False
         for seq in self.running:

@@ -10,6 +10,7 @@ from chatport.engine.constraint import Constraint, TriggerWatch
 from chatport.engine.output import OutputText
 from chatport.engine.prediction import Predictor
 from chatport.engine.sampler import SamplerState
+from chatport.engine.speculation import ContextDrafter
 from chatport.engine.thinking import ThinkTracker
 from chatport.protocol.backend import ChoiceDelta, FinishReason, TokenLogprob
 
@@ -62,6 +63,8 @@ class Sequence:
         self._output = OutputText(request.stop, logprobs=request.params.logprobs)
         self._accepted = self.prompt_len  # tokens whose text went to the output
         self.predictor = Predictor(request.prediction) if request.prediction else None
+        self.context_drafter: ContextDrafter | None = None  # set by an engine that speculates
+        self.draft_source = ""  # where self.draft came from (counted by the engine)
 
     @property
     def generated(self) -> int:

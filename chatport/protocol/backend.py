@@ -210,6 +210,10 @@ class BackendStats:
     # (responses report cached_tokens in whole blocks; an operator's hit rate needs no rounding).
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    # Draft tokens verified and accepted, by where they came from ("prediction": the
+    # client's; "context": the request's own prompt and output).
+    drafted_tokens: tuple[tuple[str, int], ...] = ()
+    accepted_draft_tokens: tuple[tuple[str, int], ...] = ()
     replicas: tuple[ReplicaStats, ...] = ()  # empty for a backend that is one engine
 
 

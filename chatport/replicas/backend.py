@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from chatport.engine.constraint import Constraint
@@ -113,6 +113,8 @@ class RayBackend:
             first_token_seconds=sum(r.stats.first_token_seconds for r in reports),
             prompt_tokens=sum(r.stats.prompt_tokens for r in reports),
             cached_tokens=sum(r.stats.cached_tokens for r in reports),
+            drafted_tokens=_sum_by_source(r.stats.drafted_tokens for r in reports),
+            accepted_draft_tokens=_sum_by_source(r.stats.accepted_draft_tokens for r in reports),
             replicas=replicas,
         )
 
@@ -212,3 +214,11 @@ class RayHandle:
                 raise self._failure from None
             log.warning("a replica stream failed: %s", exc)
             raise ReplicaLost("the engine replica running this request stopped; please retry the request") from None
+
+
+def _sum_by_source(counts: Iterable[tuple[tuple[str, int], ...]]) -> tuple[tuple[str, int], ...]:
+    total: dict[str, int] = {}
+    for pairs in counts:
+        for source, n in pairs:
+            total[source] = total.get(source, 0) + n
+    return tuple(sorted(total.items()))

@@ -22,7 +22,13 @@ GREEDY = SamplingParams(temperature=0.0)
 
 
 def make_engine(
-    n_seqs: int = 4, *, drafter=None, batch_capacity: int = 64, context_length: int = 512, prompt_cache=None
+    n_seqs: int = 4,
+    *,
+    drafter=None,
+    batch_capacity: int = 64,
+    context_length: int = 512,
+    prompt_cache=None,
+    speculation: bool = False,
 ) -> tuple[Engine, FakeContext]:
     context = FakeContext(n_seqs, batch_capacity=batch_capacity)
     engine = Engine(
@@ -34,6 +40,7 @@ def make_engine(
         queue_timeout=60.0,
         drafter=drafter,
         prompt_cache=prompt_cache,
+        speculation=speculation,
     )
     return engine, context
 

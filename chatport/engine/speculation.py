@@ -1,0 +1,187 @@
+"""Speculation on every request: drafts from the request's own context, where they pay.
+
+Most output repeats its context: a code edit returns most of the file, a RAG answer quotes
+its sources, an agent's call repeats names and values from the tool results, a JSON answer
+repeats keys. ``ContextDrafter`` looks the sequence's last tokens up in everything it holds
+(the prompt and its own output so far) and proposes what followed their latest occurrence
+that agrees longest. The engine verifies drafts like any other, so the answer is exactly
+what sampling one token per step gives, only sooner when drafts are accepted.
+
+A draft is not free: on a CPU each row it adds lengthens the step (compute-bound small
+models: a row costs nearly as much as a step; memory-bound larger ones: a fraction of it).
+``StepCost`` measures decode steps by their rows on the running machine, and
+``draft_length`` weighs the rows a draft adds against the tokens it is expected to gain at
+the sequence's own acceptance rate; a draft that would cost more than it saves is not made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence as Tokens
+
+# A draft starts where the last _KEY tokens occurred before; a longer agreement before that
+# ranks the candidates (looked at up to _AGREE tokens back, among the _CANDIDATES latest).
+_KEY = 3
+_AGREE = 32
+# Agreement classes, by the tokens a match agrees over before its key: 0-3, 4-15, 16+.
+AGREEMENT = (4, 16)
+_CANDIDATES = 8
+MAX_DRAFT = 63  # with the last token, the 64 rows of SPECULATION_ROWS
+# Acceptance starts as if one draft token of two had been taken; a sequence's own record
+# takes over after a few drafts.
+_PRIOR_TAKEN = 1.0
+_PRIOR_FAILED = 1.0
+_DECAY = 0.9  # per draft: the last ~10 drafts speak for a sequence's acceptance
+# A draft must promise this much more output per second than the step without it: a
+# margin for the estimate's own error (a draft that only breaks even is noise at best).
+_GAIN = 1.05
+
+
+class StepCost:
+    """Seconds a decode step takes by its rows, measured: one running mean per row count
+    (recent steps weigh most), a straight line through the two nearest measured counts
+    between them, and beyond the measured ones the slope of a line fitted to them all.
+    Before two row counts are measured, a row is assumed to cost PRIOR_ROW of a one-row
+    step: enough to try drafts, which then measure what they cost."""
+
+    PRIOR_ROW = 0.25
+    _WEIGHT = 0.1  # of each new step in its row count's mean
+
+    def __init__(self) -> None:
+        self._mean: dict[int, float] = {}
+
+    def record(self, rows: int, seconds: float) -> None:
+        if rows <= 0 or seconds <= 0:
+            return
+        old = self._mean.get(rows)
+        self._mean[rows] = seconds if old is None else old + self._WEIGHT * (seconds - old)
+
+    def estimate(self, rows: int) -> float:
+        """Seconds for a decode step of ``rows`` rows (relative units before any step)."""
+        if rows in self._mean:
+            return self._mean[rows]
+        known = sorted(self._mean)
+        if not known:
+            return 1.0 + self.PRIOR_ROW * (rows - 1)
+        below = [r for r in known if r < rows]
+        above = [r for r in known if r > rows]
+        if below and above:
+            lo, hi = below[-1], above[0]
+            return self._mean[lo] + (self._mean[hi] - self._mean[lo]) * (rows - lo) / (hi - lo)
+        slope = self._slope(known)
+        edge = below[-1] if below else above[0]
+        return max(self._mean[edge] + slope * (rows - edge), 1e-9)
+
+    def _slope(self, known: list[int]) -> float:
+        if len(known) < 2:
+            return self.PRIOR_ROW * self._mean[known[0]] / known[0]
+        n = len(known)
+        mx = sum(known) / n
+        my = sum(self._mean[r] for r in known) / n
+        var = sum((r - mx) ** 2 for r in known)
+        return max(sum((r - mx) * (self._mean[r] - my) for r in known) / var, 0.0)
+
+
+def expected_tokens(rate: float, length: int) -> float:
+    """Draft tokens expected to be accepted of a draft of ``length``, each taken with
+    probability ``rate`` once the ones before it were."""
+    return sum(rate**i for i in range(1, length + 1))
+
+
+def draft_length(cost: StepCost, rows: int, rate: float, available: int) -> int:
+    """How many of ``available`` draft tokens to verify in a step of ``rows`` other rows,
+    at acceptance ``rate``: the length that gives the most tokens per second, if that beats
+    the step without a draft by the margin; 0 otherwise."""
+    base = rows / cost.estimate(rows)
+    best, best_speed = 0, base * _GAIN
+    for length in range(1, min(available, MAX_DRAFT) + 1):
+        speed = (rows + expected_tokens(rate, length)) / cost.estimate(rows + length)
+        if speed > best_speed:
+            best, best_speed = length, speed
+    return best
+
+
+class ContextDrafter:
+    """Drafts for one sequence from its own tokens (prompt and output), with its
+    acceptance rate. ``tokens`` is the sequence's list, read as it grows.
+
+    The rate is learnt whether or not drafts are made: each lookup's continuation is
+    checked against the tokens the sequence goes on to take, so a sequence that does not
+    draft (its rows would cost too much at the rate assumed) still learns when its
+    context starts to repeat, and drafting starts then. It is learnt apart for matches
+    that agree over few, some or many tokens before the key (AGREEMENT): a RAG answer's
+    three-token match on a common phrase is a guess, a code edit's match that agrees over
+    a whole line is nearly sure, and each is drafted at the length its own record pays for."""
+
+    def __init__(self, tokens: list[int]) -> None:
+        self._tokens = tokens
+        self._index: dict[tuple[int, ...], list[int]] = {}  # key -> positions just after it
+        self._indexed = _KEY - 1  # positions below this have their key in the index
+        self._taken = [_PRIOR_TAKEN] * (len(AGREEMENT) + 1)  # by agreement class
+        self._failed = [_PRIOR_FAILED] * (len(AGREEMENT) + 1)
+        self._pending: list[int] = []  # the last continuation looked up, being checked
+        self._pending_at = 0  # where it would start in the tokens
+        self._class = 0  # the agreement class of its match
+
+    @property
+    def rate(self) -> float:
+        """The chance that a token of the current candidate is taken, given the ones
+        before it were (as learnt for matches of its agreement class)."""
+        c = self._class
+        return self._taken[c] / (self._taken[c] + self._failed[c])
+
+    def candidate(self) -> list[int]:
+        """The tokens that followed the best earlier occurrence of the last tokens, up to
+        MAX_DRAFT (empty when they never occurred before)."""
+        end = len(self._tokens)
+        if self._pending_at > end:  # a rollback took tokens back
+            self._pending = []
+        if self._pending:
+            got = self._tokens[self._pending_at : end]
+            ok = _common_prefix(got, self._pending)
+            if ok == len(got) and ok < len(self._pending):
+                return self._pending[ok:]  # still on the same occurrence: its next tokens
+            c = self._class
+            self._taken[c] = self._taken[c] * _DECAY + ok
+            self._failed[c] = self._failed[c] * _DECAY + (0 if ok == len(self._pending) else 1)
+        self._pending, self._pending_at = self._lookup(), end
+        return self._pending
+
+    def _lookup(self) -> list[int]:
+        tokens = self._tokens
+        end = len(tokens)
+        self._indexed = min(self._indexed, max(end, _KEY - 1))  # after a rollback
+        # Index every position but the last: the current key must find earlier occurrences.
+        for at in range(max(self._indexed, _KEY), end):
+            self._index.setdefault(tuple(tokens[at - _KEY : at]), []).append(at)
+        self._indexed = max(self._indexed, end)
+        if end < _KEY:
+            return []
+        found = self._index.get(tuple(tokens[end - _KEY :]))
+        if not found:
+            return []
+        best, best_agree = -1, -1
+        for at in reversed(found[-_CANDIDATES:]):
+            if at >= end:
+                continue  # indexed before a rollback shortened the tokens
+            agree = _agreement(tokens, at, end)
+            if agree > best_agree:
+                best, best_agree = at, agree
+        if best < 0:
+            return []
+        self._class = sum(1 for edge in AGREEMENT if best_agree >= edge)
+        return list(tokens[best : min(best + MAX_DRAFT, end)])
+
+
+def _common_prefix(a: Tokens[int], b: Tokens[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def _agreement(tokens: list[int], at: int, end: int) -> int:
+    """How many tokens before ``at`` equal those before ``end`` (up to _AGREE)."""
+    n = 0
+    while n < _AGREE and at - n - 1 >= 0 and tokens[at - n - 1] == tokens[end - n - 1]:
+        n += 1
+    return n
