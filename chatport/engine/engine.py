@@ -272,8 +272,10 @@ class Engine:
         started = time.perf_counter()
         logits = self._decode(plan)
         self._sample(plan, logits)
+        seconds = time.perf_counter() - started  # the forward pass and the picks
         if not plan.media and plan.n_tokens == plan.n_rows:  # decode rows only: what drafts weigh
-            self.step_cost.record(plan.n_rows, time.perf_counter() - started)  # the forward pass and the picks
+            self.step_cost.record(plan.n_rows, seconds)
+        self._judge_drafts(plan, seconds)
         outputs = self._advance(plan)
         self._emit(outputs)
 
@@ -373,6 +375,13 @@ class Engine:
 
     # --- helpers ----------------------------------------------------------------------
 
+    def _judge_drafts(self, plan: StepPlan, seconds: float) -> None:
+        """Tell each decoding sequence that drafts from its context what the step gave it."""
+        for entry in plan.entries:
+            drafter = entry.seq.context_drafter
+            if drafter is not None and entry.seq.phase is Phase.DECODE and entry.picks:
+                drafter.stepped(bool(entry.draft), len(entry.picks), seconds)
+
     def _draft(self, seq: Sequence, rows: int) -> list[int]:
         """The next draft of a sequence in a step of ``rows`` decoding rows: the client's
         prediction when it sent one (it knows the answer best), else the context's, as long
@@ -386,9 +395,11 @@ class Engine:
         drafter = seq.context_drafter
         if drafter is None or not seq.accepts_drafts:
             return []
-        candidate = drafter.candidate()
+        candidate = drafter.candidate()  # looked up even while paused: the rate goes on learning
         seq.draft_source = "context"
-        return candidate[: draft_length(self.step_cost, rows, drafter.rate, len(candidate))] if candidate else []
+        if not candidate or drafter.paused:
+            return []
+        return candidate[: draft_length(self.step_cost, rows, drafter.rate, len(candidate))]
 
     def _count_computed(self, entry: Entry) -> None:
         seq = entry.seq

@@ -34,6 +34,11 @@ _DECAY = 0.9  # per draft: the last ~10 drafts speak for a sequence's acceptance
 # A draft must promise this much more output per second than the step without it: a
 # margin for the estimate's own error (a draft that only breaks even is noise at best).
 _GAIN = 1.05
+# Drafted steps are judged against plain ones once they have given this many tokens
+# (decayed); drafts that lost wait _BACKOFF_FIRST steps, doubling up to _BACKOFF_MAX.
+_JUDGED_AFTER = 8.0
+_BACKOFF_FIRST = 16
+_BACKOFF_MAX = 512
 
 
 class StepCost:
@@ -121,6 +126,12 @@ class ContextDrafter:
         self._pending: list[int] = []  # the last continuation looked up, being checked
         self._pending_at = 0  # where it would start in the tokens
         self._class = 0  # the agreement class of its match
+        # What steps gave this sequence, with drafts [1] and without [0]: tokens and seconds
+        # (decayed), and how many steps drafts wait after they proved slower than none.
+        self._tokens_by = [0.0, 0.0]
+        self._seconds_by = [0.0, 0.0]
+        self._pause = 0
+        self._backoff = _BACKOFF_FIRST
 
     @property
     def rate(self) -> float:
@@ -128,6 +139,30 @@ class ContextDrafter:
         before it were (as learnt for matches of its agreement class)."""
         c = self._class
         return self._taken[c] / (self._taken[c] + self._failed[c])
+
+    @property
+    def paused(self) -> bool:
+        """Drafts wait: they gave this sequence fewer tokens a second than plain steps."""
+        return self._pause > 0
+
+    def stepped(self, drafted: bool, tokens: int, seconds: float) -> None:
+        """A step gave the sequence ``tokens`` in ``seconds`` (with a draft or without).
+        Once drafted steps have proved slower than plain ones, drafts wait a number of
+        steps that doubles each time it happens again (the estimate of costs and rates
+        was wrong for this sequence: a grammar's masks per row, a machine busier than
+        measured), and halves each time drafts pay."""
+        if self._pause:
+            self._pause -= 1
+        i = int(drafted)
+        self._tokens_by[i] = self._tokens_by[i] * _DECAY + tokens
+        self._seconds_by[i] = self._seconds_by[i] * _DECAY + seconds
+        if not drafted or self._seconds_by[0] <= 0 or self._tokens_by[1] < _JUDGED_AFTER:
+            return
+        if self._tokens_by[1] / self._seconds_by[1] < self._tokens_by[0] / self._seconds_by[0]:
+            self._pause, self._backoff = self._backoff, min(self._backoff * 2, _BACKOFF_MAX)
+            self._tokens_by[1] = self._seconds_by[1] = 0.0  # judged afresh after the pause
+        else:
+            self._backoff = max(self._backoff // 2, _BACKOFF_FIRST)
 
     def candidate(self) -> list[int]:
         """The tokens that followed the best earlier occurrence of the last tokens, up to

@@ -162,3 +162,36 @@ def test_calibration_times_each_row_count_and_leaves_the_kv_empty():
     off, off_context = make_engine()
     off.calibrate()
     assert off.step_cost._mean == {} and off_context.decodes == 0
+
+
+def test_drafts_that_prove_slower_than_plain_steps_wait_and_wait_longer_each_time():
+    drafter = ContextDrafter(tokens("x"))
+    for _ in range(5):
+        drafter.stepped(False, 1, 0.050)  # 20 tokens a second without drafts
+    for _ in range(10):
+        drafter.stepped(True, 2, 0.200)  # 10 with: slower
+        if drafter.paused:
+            break
+    assert drafter.paused
+    waited = 0
+    while drafter.paused:
+        drafter.stepped(False, 1, 0.050)
+        waited += 1
+    for _ in range(20):
+        drafter.stepped(True, 2, 0.200)
+        if drafter.paused:
+            break
+    again = 0
+    while drafter.paused:
+        drafter.stepped(False, 1, 0.050)
+        again += 1
+    assert again == 2 * waited
+
+
+def test_drafts_that_pay_are_never_paused():
+    drafter = ContextDrafter(tokens("x"))
+    for _ in range(5):
+        drafter.stepped(False, 1, 0.050)
+    for _ in range(50):
+        drafter.stepped(True, 6, 0.150)  # 40 tokens a second
+        assert not drafter.paused
