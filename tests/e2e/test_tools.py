@@ -137,7 +137,9 @@ def test_seed_function_calling_round_trip(target):
     ]
     control = client.chat.completions.create(model=model, messages=without_call, tools=[WEATHER], max_tokens=1)
     added = final.usage.prompt_tokens - control.usage.prompt_tokens
-    assert added >= 0.8 * response.usage.completion_tokens, (added, response.usage.completion_tokens)
+    # (Fewer than it wrote when the model spread its JSON over lines: the template writes
+    # the arguments compactly. A dropped call would add nothing.)
+    assert added >= 0.5 * response.usage.completion_tokens, (added, response.usage.completion_tokens)
     # The answer is a well-formed message: text, or calls that parse and validate (the
     # last one may be cut off by max_tokens, as OpenAI returns it); never the markup of a
     # call (a tag followed by something else is the model's text, and stays).
