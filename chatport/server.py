@@ -27,6 +27,7 @@ from chatport.service.chat import ChatService
 from chatport.service.fetch import FetchPolicy, UrlFetcher
 from chatport.service.limits import RateLimiter
 from chatport.service.models import ModelRegistry, ServedModel
+from chatport.service.responses.service import ResponsesService
 from chatport.service.search.backends import backend_for
 from chatport.service.search.web import WebSearch
 from chatport.service.services import Services
@@ -36,6 +37,7 @@ from chatport.store.completions import CompletionStore
 from chatport.store.counters import counters_for
 from chatport.store.database import Database, StoreUnavailable, database_at, redacted_url
 from chatport.store.keys import KeyStore
+from chatport.store.responses import ResponseStore
 
 # Told how far a model has loaded (0 to 1).
 Progress = Callable[[float], None]
@@ -122,17 +124,19 @@ def build_app(
     except ValueError as exc:
         raise ConfigError("--limits", str(exc)) from None
     auth = config.auth
+    chat = ChatService(
+        registry,
+        stored,
+        drop=config.drop_params,
+        show_reasoning=config.reasoning_format == "reasoning_content",
+        fetcher=_fetcher(config),
+        audio=audio,
+        search=search,
+    )
     services = Services(
         registry=registry,
-        chat=ChatService(
-            registry,
-            stored,
-            drop=config.drop_params,
-            show_reasoning=config.reasoning_format == "reasoning_content",
-            fetcher=_fetcher(config),
-            audio=audio,
-            search=search,
-        ),
+        chat=chat,
+        responses=ResponsesService(chat, ResponseStore(database) if database is not None else None),
         stored=stored,
         auth=Authenticator(
             list(auth.api_keys),

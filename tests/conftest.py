@@ -61,6 +61,20 @@ def eog_bias(vocab) -> dict[str, int]:
 
 
 @pytest.fixture(scope="session")
+def newest_python_sdk() -> str:
+    from tests.support.newest import newest_python_sdk
+
+    return newest_python_sdk()
+
+
+@pytest.fixture(scope="session")
+def newest_node_sdk() -> str:
+    from tests.support.newest import newest_node_sdk
+
+    return newest_node_sdk()
+
+
+@pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Iterator[Server]:
     srv = start_server(
         str(tmp_path_factory.mktemp("srv")),

@@ -128,6 +128,7 @@ class ChatService:
             voice=voice,
             audio_prompt_tokens=audio_tokens.total,
             sources=searched.sources if searched else None,
+            search_queries=searched.queries if searched else (),
         )
 
     async def _search(self, request: ChatCompletionRequest, model: ServedModel, project: str) -> SearchContext | None:

@@ -67,6 +67,7 @@ class PreparedChat:
     voice: str | None = None  # the answer is spoken with this voice (modalities: audio)
     audio_prompt_tokens: int = 0  # prompt tokens that came from input audio (transcripts)
     sources: tuple[Source, ...] | None = None  # what a web search gave the model (web_search_options)
+    search_queries: tuple[str, ...] = ()  # what that search asked
 
     @property
     def model_name(self) -> str:
@@ -149,6 +150,8 @@ class ChatRun:
         self._audio = audio
         self._project = project
         self._finished = finished
+        # The finished completion, once a reader has it (the Responses front builds on it).
+        self.result: dict[str, Any] | None = None
 
     @property
     def streams(self) -> bool:
@@ -183,6 +186,7 @@ class ChatRun:
                     spoken = await self._audio.answer(message["content"], chat.voice, chat.request.audio.format, self._project)
                     message["audio"], message["content"] = spoken.message_audio(), None
         await self._finished(chat, completion)
+        self.result = completion
         return completion
 
     async def stream(self) -> AsyncIterator[Chunk]:
@@ -197,6 +201,7 @@ class ChatRun:
                     yield chunk
             completion = chat.completion(choices, self._handle)
             await self._finished(chat, completion)
+            self.result = completion
             if writer.include_usage:
                 yield rs.usage_chunk(writer.base, completion["usage"])
         except APIError as exc:

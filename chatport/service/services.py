@@ -13,6 +13,7 @@ from chatport.service.chat import ChatService
 from chatport.service.files import start_pdf_reader
 from chatport.service.limits import RateLimiter
 from chatport.service.models import ModelRegistry
+from chatport.service.responses.service import ResponsesService
 from chatport.service.run import shutting_down_error
 from chatport.service.search.web import SearchStats
 from chatport.service.stored import StoredCompletions
@@ -62,6 +63,7 @@ class Services:
     stored: StoredCompletions | None
     auth: Authenticator
     limits: RateLimiter
+    responses: ResponsesService
     database: Database | None = None
     draining: bool = field(default=False, init=False)
 

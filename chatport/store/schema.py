@@ -87,3 +87,28 @@ class AudioAnswer(Base):
     project_id: Mapped[str] = mapped_column(String(64))
     transcript: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class StoredResponse(Base):
+    """A response of POST /v1/responses (store: true), with the conversation it closes in
+    chat form (every earlier turn and its own output, without instructions), which is what
+    a later ``previous_response_id`` continues."""
+
+    __tablename__ = "stored_responses"
+    __table_args__ = (Index("ix_stored_responses_project_seq", "project_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    created: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    conversation: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class ResponseInputItem(Base):
+    __tablename__ = "stored_response_input_items"
+
+    response_seq: Mapped[int] = mapped_column(ForeignKey("stored_responses.seq", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(64))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -25,24 +25,44 @@ SEARCH_HEADER = "x-chatport-search-results"  # how many sources a web search gav
 async def create_chat_completion(request: Request) -> Response:
     service: ChatService = request.app.state.services.chat
     body = parse_json_object(await request.body())
-    response = await _unless_client_leaves(request, _respond(service, body, request.state.project, request.state.ticket))
+    response = await unless_client_leaves(request, _respond(service, body, request.state.project, request.state.ticket))
     return response if response is not None else Response(status_code=CLIENT_CLOSED)
 
 
 async def _respond(service: ChatService, body: dict[str, Any], project: str, meter: Meter) -> Response:
-    run = await service.start(body, project, meter)
+    return await answer(await service.start(body, project, meter), encode_events)
+
+
+class Run(Protocol):
+    """What a route reads of an admitted run (``ChatRun``, ``ResponseRun``)."""
+
+    @property
+    def streams(self) -> bool: ...
+    @property
+    def dropped(self) -> list[str]: ...
+    @property
+    def search_results(self) -> int | None: ...
+    def stream(self) -> AsyncIterator[dict[str, Any]]: ...
+    async def complete(self) -> dict[str, Any]: ...
+
+
+Encoder = Callable[[AsyncIterator[dict[str, Any]]], AsyncIterator[bytes]]
+
+
+async def answer(run: Run, encode: Encoder) -> Response:
+    """A run read whole, or as the stream ``encode`` frames."""
     # Parameters the server was told to accept and ignore are named, never silently lost.
     said = {DROPPED_HEADER: ", ".join(run.dropped)} if run.dropped else {}
     if run.search_results is not None:
         said[SEARCH_HEADER] = str(run.search_results)
     if run.streams:
         return StreamingResponse(
-            encode_events(run.stream()), media_type="text/event-stream", headers={"cache-control": "no-cache", **said}
+            encode(run.stream()), media_type="text/event-stream", headers={"cache-control": "no-cache", **said}
         )
     return OrjsonResponse(await run.complete(), headers=said)
 
 
-async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, Response]) -> Response | None:
+async def unless_client_leaves(request: Request, work: Coroutine[Any, Any, Response]) -> Response | None:
     """Run a request's work (building its prompt, waiting for a slot, generating a whole
     completion), dropping it as soon as its client disconnects. A stream, once it has
     begun, is watched by the streaming response itself."""

@@ -1,0 +1,342 @@
+"""The Responses API (issue 31) through the official Python SDK and the OpenAI Agents SDK:
+create, stream, parse, retrieve, delete, input items, a function-tool round trip with
+previous_response_id, OpenAI's errors, and projects that never see each other's
+responses, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import httpx
+import openai
+import pytest
+from openai import AsyncOpenAI, OpenAI
+from pydantic import BaseModel
+
+from tests.conftest import MODEL, cli_key, start_server, stop_server
+
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+@pytest.fixture(scope="module")
+def projects(store_url, tmp_path_factory):
+    """A server whose store holds keys of two projects: (server, key of alpha, key of beta)."""
+    key_a, _ = cli_key(store_url, "alpha")
+    key_b, _ = cli_key(store_url, "beta")
+    srv = start_server(str(tmp_path_factory.mktemp("responses")), "--store", store_url)
+    yield srv, key_a, key_b
+    stop_server(srv)
+
+
+@pytest.fixture(scope="module")
+def sdk(projects):
+    srv, key_a, _ = projects
+    return OpenAI(base_url=srv.api, api_key=key_a, max_retries=0, timeout=120)
+
+
+def ask(sdk: OpenAI, **extra):
+    return sdk.responses.create(**{"model": MODEL, "input": "Say hello.", "max_output_tokens": 24, "temperature": 0, **extra})
+
+
+def test_a_response_has_openais_shape_and_is_stored(sdk):
+    made = ask(sdk, metadata={"topic": "greeting"}, instructions="Answer in English.")
+    assert made.id.startswith("resp_") and made.object == "response"
+    assert made.status in ("completed", "incomplete")
+    assert made.output_text, "the SDK's output_text gathers the message's text"
+    (message,) = made.output
+    assert message.type == "message" and message.role == "assistant" and message.id.startswith("msg_")
+    assert message.content[0].type == "output_text" and message.content[0].annotations == []
+    usage = made.usage
+    assert usage.total_tokens == usage.input_tokens + usage.output_tokens
+    assert usage.output_tokens_details.reasoning_tokens == 0
+    assert (made.instructions, made.metadata, made.store, made.max_output_tokens) == (
+        "Answer in English.",
+        {"topic": "greeting"},
+        True,
+        24,
+    )
+    assert made.status != "incomplete" or made.incomplete_details.reason == "max_output_tokens"
+
+    got = sdk.responses.retrieve(made.id)
+    assert got.model_dump() == made.model_dump()
+    (item,) = sdk.responses.input_items.list(made.id).data
+    assert item.type == "message" and item.role == "user" and item.content[0].text == "Say hello."
+
+    sdk.responses.delete(made.id)
+    with pytest.raises(openai.NotFoundError):
+        sdk.responses.retrieve(made.id)
+    with pytest.raises(openai.NotFoundError):
+        sdk.responses.delete(made.id)
+
+
+def test_store_false_keeps_nothing(sdk):
+    made = ask(sdk, store=False)
+    assert made.store is False
+    with pytest.raises(openai.NotFoundError):
+        sdk.responses.retrieve(made.id)
+
+
+def test_a_stream_sends_openais_events_and_ends_with_the_whole_response(sdk):
+    # The whole answer compared is the second: its prompt was cached, as the stream's will be
+    # (llama.cpp's CPU kernels are not batch-invariant: a cold prompt may tip a near-tie).
+    whole = [ask(sdk, input="Name a colour.") for _ in range(2)][-1]
+    with sdk.responses.stream(model=MODEL, input="Name a colour.", max_output_tokens=24, temperature=0) as stream:
+        events = list(stream)
+    kinds = [e.type for e in events]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert kinds[:4] == ["response.created", "response.in_progress", "response.output_item.added", "response.content_part.added"]
+    assert kinds[-4:-1] == ["response.output_text.done", "response.content_part.done", "response.output_item.done"]
+    assert kinds[-1] in ("response.completed", "response.incomplete")
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    final = events[-1].response
+    assert deltas == final.output_text == whole.output_text
+    assert final.output[0].id == events[2].item.id, "items keep the ids the stream gave them"
+    assert final.usage.output_tokens == whole.usage.output_tokens
+    assert sdk.responses.retrieve(final.id).output_text == deltas
+
+
+def test_parse_reads_a_pydantic_model(sdk):
+    class Person(BaseModel):
+        name: str
+        age: int
+
+    parsed = sdk.responses.parse(model=MODEL, input="Alice is 30 years old. Extract her.", text_format=Person, temperature=0)
+    person = parsed.output_parsed
+    assert isinstance(person, Person)
+    assert parsed.text.format.type == "json_schema"
+
+
+def test_a_function_call_round_trip_continues_the_stored_conversation(sdk):
+    first = ask(sdk, input="What is the weather in Paris?", tools=[WEATHER], tool_choice="required", max_output_tokens=None)
+    (call,) = [o for o in first.output if o.type == "function_call"]
+    assert call.name == "get_weather" and call.call_id and call.id.startswith("fc_")
+    assert isinstance(call.arguments, str) and "city" in call.arguments
+
+    output = {"type": "function_call_output", "call_id": call.call_id, "output": "22 degrees and sunny"}
+    second = ask(sdk, previous_response_id=first.id, input=[output], tools=[WEATHER], max_output_tokens=40)
+    assert second.previous_response_id == first.id
+    assert second.output_text
+    # The earlier turns are in the prompt without being sent again.
+    assert second.usage.input_tokens > first.usage.input_tokens
+    (item,) = sdk.responses.input_items.list(second.id).data
+    assert item.type == "function_call_output" and item.call_id == call.call_id
+
+    with pytest.raises(openai.BadRequestError) as missing:
+        ask(sdk, previous_response_id=first.id, input="And in Rome?")
+    assert missing.value.param == "input" and call.call_id in missing.value.message
+
+
+@pytest.mark.parametrize(
+    ("extra", "param", "code"),
+    [
+        ({"previous_response_id": "resp_nothing"}, "previous_response_id", "previous_response_not_found"),
+        ({"input": [{"type": "function_call_output", "call_id": "call_x", "output": "1"}]}, "input[0]", None),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_txt", "text": "x"}]}]},
+            "input[0].content[0].type",
+            "invalid_value",
+        ),
+        ({"max_output_tokens": 4}, "max_output_tokens", "integer_below_min_value"),
+        ({"temperature": 3}, "temperature", "decimal_above_max_value"),
+        ({"text": {"format": {"type": "json_schema", "name": "a", "schema": {"$ref": "#/nowhere"}}}}, "text.format", None),
+        ({"tools": [{**WEATHER, "parameters": {"type": "object", "properties": {"a": {"$ref": "#/no"}}}}]}, "tools", None),
+        ({"background": True}, "background", "unsupported_parameter"),
+        ({"model": "no-such-model"}, "model", "model_not_found"),
+    ],
+)
+def test_bad_fields_are_refused_by_name(sdk, extra, param, code):
+    with pytest.raises((openai.BadRequestError, openai.NotFoundError)) as refused:
+        ask(sdk, **extra)
+    assert refused.value.param == param
+    assert refused.value.code == code
+
+
+def test_an_unknown_argument_is_named(projects):
+    srv, key_a, _ = projects
+    reply = httpx.post(
+        srv.api + "/responses",
+        json={"model": MODEL, "input": "x", "max_tokens": 5},
+        headers={"authorization": f"Bearer {key_a}"},
+    )
+    assert reply.status_code == 400
+    assert reply.json()["error"] == {
+        "message": "Unrecognized request argument supplied: max_tokens",
+        "type": "invalid_request_error",
+        "param": "max_tokens",
+        "code": "unknown_parameter",
+    }
+
+
+def test_a_project_never_sees_another_projects_responses(projects, sdk):
+    srv, _, key_b = projects
+    other = OpenAI(base_url=srv.api, api_key=key_b, max_retries=0, timeout=120)
+    mine = ask(sdk)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.retrieve(mine.id)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.input_items.list(mine.id)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.delete(mine.id)
+    with pytest.raises(openai.BadRequestError) as continued:
+        ask(other, previous_response_id=mine.id)
+    assert continued.value.code == "previous_response_not_found"
+    assert sdk.responses.retrieve(mine.id).id == mine.id
+
+
+def test_input_items_come_in_cursor_pages(sdk):
+    items = [{"role": "user", "content": f"Line {i}."} for i in range(5)]
+    made = ask(sdk, input=items)
+    newest_first = sdk.responses.input_items.list(made.id, limit=2)
+    assert [i.content[0].text for i in newest_first.data] == ["Line 4.", "Line 3."] and newest_first.has_more
+    rest = sdk.responses.input_items.list(made.id, limit=10, after=newest_first.last_id)
+    assert [i.content[0].text for i in rest.data] == ["Line 2.", "Line 1.", "Line 0."] and not rest.has_more
+    oldest_first = sdk.responses.input_items.list(made.id, order="asc")
+    assert [i.content[0].text for i in oldest_first.data] == [f"Line {i}." for i in range(5)]
+
+
+def test_the_agents_sdk_runs_a_function_tool_on_its_default_responses_model(projects):
+    agents = pytest.importorskip("agents")
+    srv, key_a, _ = projects
+    agents.set_tracing_disabled(True)
+    cities: list[str] = []
+
+    @agents.function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        cities.append(city)
+        return f"It is sunny in {city}."
+
+    async def run() -> tuple[str, str, str]:
+        # One event loop for the client: its connections belong to the loop that opened them.
+        model = agents.OpenAIResponsesModel(MODEL, AsyncOpenAI(base_url=srv.api, api_key=key_a, max_retries=0, timeout=120))
+        settings = agents.ModelSettings(tool_choice="required", temperature=0)
+        agent = agents.Agent(
+            name="weather", model=model, tools=[get_weather], model_settings=settings, tool_use_behavior="stop_on_first_tool"
+        )
+        called = await agents.Runner.run(agent, "What is the weather in Paris?")
+        plain = agents.Agent(name="plain", model=model, model_settings=agents.ModelSettings(temperature=0, max_tokens=400))
+        await agents.Runner.run(plain, "Say hi.")  # the prompt cached first, so both answers compared are computed alike
+        stream = agents.Runner.run_streamed(plain, "Say hi.")
+        async for _ in stream.stream_events():
+            pass
+        whole = await agents.Runner.run(plain, "Say hi.")
+        return str(called.final_output), str(stream.final_output), str(whole.final_output)
+
+    called, streamed, whole = asyncio.run(run())
+    assert cities and called == f"It is sunny in {cities[0]}."
+    assert streamed == whole and whole
+
+
+NEWEST_SCRIPT = """
+import json, os
+import openai
+from pydantic import BaseModel
+client = openai.OpenAI(base_url=os.environ["CHATPORT_BASE_URL"], api_key=os.environ["CHATPORT_API_KEY"], max_retries=0)
+model = os.environ["CHATPORT_MODEL"]
+made = client.responses.create(model=model, input="Say hello.", max_output_tokens=24, temperature=0)
+with client.responses.stream(model=model, input="Name a colour.", max_output_tokens=200, temperature=0) as stream:
+    deltas = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+    final = stream.get_final_response()
+class Person(BaseModel):
+    name: str
+    age: int
+parsed = client.responses.parse(model=model, input="Alice is 30 years old. Extract her.", text_format=Person, temperature=0)
+weather = json.loads(os.environ["CHATPORT_TOOL"])
+first = client.responses.create(model=model, input="What is the weather in Paris?", tools=[weather], tool_choice="required")
+call = next(o for o in first.output if o.type == "function_call")
+second = client.responses.create(model=model, previous_response_id=first.id, tools=[weather], max_output_tokens=40,
+    input=[{"type": "function_call_output", "call_id": call.call_id, "output": "22 degrees and sunny"}])
+items = [i.type for i in client.responses.input_items.list(second.id)]
+client.responses.delete(made.id)
+try:
+    client.responses.retrieve(made.id)
+    deleted = False
+except openai.NotFoundError:
+    deleted = True
+print(json.dumps({"version": openai.__version__, "text": made.output_text, "deltas": deltas,
+    "final": final.output_text, "parsed": parsed.output_parsed.model_dump(), "call": call.name, "answer": second.output_text,
+    "items": items, "deleted": deleted}))
+"""
+
+
+def test_the_newest_python_sdk(projects, newest_python_sdk):
+    from tests.support.newest import NEWEST_PYTHON_SDK
+
+    srv, key_a, _ = projects
+    env = {"PYTHONPATH": newest_python_sdk, "CHATPORT_BASE_URL": srv.api, "CHATPORT_API_KEY": key_a}
+    env |= {"CHATPORT_MODEL": MODEL, "CHATPORT_TOOL": json.dumps(WEATHER)}
+    out = subprocess.run(
+        [sys.executable, "-c", NEWEST_SCRIPT], env={**os.environ, **env}, capture_output=True, text=True, check=False, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["version"] == NEWEST_PYTHON_SDK.split("==")[1]
+    assert report["text"] and report["deltas"] == report["final"]
+    assert set(report["parsed"]) == {"name", "age"}
+    assert report["call"] == "get_weather" and report["answer"]
+    assert report["items"] == ["function_call_output"] and report["deleted"]
+
+
+def node_env(projects) -> dict[str, str]:
+    srv, key_a, _ = projects
+    return {"CHATPORT_BASE_URL": srv.api, "CHATPORT_API_KEY": key_a, "CHATPORT_MODEL": MODEL}
+
+
+def check_node_report(report: dict) -> None:
+    assert report["created"]["text"] and report["retrieved"] == report["created"]["text"]
+    assert report["items"] == ["Say hello."]
+    stream = report["stream"]
+    assert stream["kinds"][0] == "response.created" and stream["kinds"][-1] == "response.completed"
+    assert stream["deltas"] == stream["text"]
+    assert set(report["parsed"]) == {"name", "age"}
+    assert report["call"]["name"] == "get_weather" and "city" in report["call"]["arguments"] and report["call"]["answered"]
+    assert report["deleted"]
+
+
+@pytest.mark.node
+def test_the_npm_sdk(projects):
+    from tests.e2e.test_node_sdk import run_node_script
+
+    report = run_node_script("responses_check.mjs", node_env(projects))
+    assert report["version"].startswith("6.")
+    check_node_report(report)
+
+
+@pytest.mark.node
+def test_the_newest_npm_sdk(projects, newest_node_sdk):
+    from tests.support.newest import NEWEST_NODE_SDK
+
+    script = os.path.join(os.path.dirname(__file__), "..", "node", "responses_check.mjs")
+    shutil.copy(script, newest_node_sdk)
+    out = subprocess.run(
+        ["node", "responses_check.mjs"],
+        cwd=newest_node_sdk,
+        env={**os.environ, **node_env(projects)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["version"] == NEWEST_NODE_SDK.split("@")[1]
+    check_node_report(report)
+
+
+@pytest.mark.node
+def test_the_vercel_ai_sdk_speaks_responses_by_default(projects):
+    from tests.e2e.test_node_sdk import run_node_script
+
+    report = run_node_script("responses_ai_sdk_check.mjs", node_env(projects))
+    assert report["text"] and report["streamed"] == report["text"]
+    assert report["finish"] in ("stop", "length")
