@@ -36,37 +36,47 @@ _RULE = re.compile(r"^[ \t]*[?!]?[A-Za-z_][A-Za-z0-9_]*(?:\.-?[0-9]+)?[ \t]*:", 
 _DEFINITIONS = ("$defs", "definitions")
 
 
-def check_sizes(body: dict[str, Any], *, max_messages: int) -> None:
+def check_sizes(body: dict[str, Any], *, max_messages: int, messages: str = "messages") -> None:
     """Counts and lengths of a raw request body, before any work proportional to them
-    (validating 900,000 content parts took seconds of the event loop)."""
+    (validating 900,000 content parts took seconds of the event loop). ``messages``: the
+    field holding the turns (``input`` for the Responses API, whose items may also be a
+    string, and whose tool outputs are ``output`` strings or parts)."""
     for name in ("tools", "functions"):
         listed = body.get(name)
         if isinstance(listed, list) and len(listed) > MAX_TOOLS:
             raise _too_many(name, MAX_TOOLS, len(listed))
-    messages = body.get("messages")
-    if not isinstance(messages, list):
+    turns = body.get(messages)
+    if isinstance(turns, str):
+        _check_string(turns, messages)
+    if not isinstance(turns, list):
         return  # validation names what is wrong with it
-    if len(messages) > max_messages:
+    if len(turns) > max_messages:
         # Every message takes at least one token of the context.
-        raise _too_many("messages", max_messages, len(messages))
+        raise _too_many(messages, max_messages, len(turns))
     parts = 0
-    for i, message in enumerate(messages):
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            _check_string(content, f"messages[{i}].content")
-        elif isinstance(content, list):
-            parts += len(content)
-            if parts > MAX_CONTENT_PARTS:
-                raise InvalidRequestError(
-                    f"Invalid 'messages[{i}].content': too many content parts. The messages may hold at most "
-                    f"{MAX_CONTENT_PARTS} content parts in all, but got at least {parts} instead.",
-                    param=f"messages[{i}].content",
-                    code="array_above_max_length",
-                )
-            for j, part in enumerate(content):
-                text = part.get("text") if isinstance(part, dict) else None
-                if isinstance(text, str):
-                    _check_string(text, f"messages[{i}].content[{j}].text")
+    for i, message in enumerate(turns):
+        for key in ("content", "output"):
+            content = message.get(key) if isinstance(message, dict) else None
+            if isinstance(content, list):
+                parts += len(content)
+            _check_content(content, f"{messages}[{i}].{key}", parts, messages)
+
+
+def _check_content(content: Any, param: str, parts: int, messages: str) -> None:
+    if isinstance(content, str):
+        _check_string(content, param)
+    elif isinstance(content, list):
+        if parts > MAX_CONTENT_PARTS:
+            raise InvalidRequestError(
+                f"Invalid '{param}': too many content parts. The {messages} may hold at most "
+                f"{MAX_CONTENT_PARTS} content parts in all, but got at least {parts} instead.",
+                param=param,
+                code="array_above_max_length",
+            )
+        for j, part in enumerate(content):
+            text = part.get("text") if isinstance(part, dict) else None
+            if isinstance(text, str):
+                _check_string(text, f"{param}[{j}].text")
 
 
 def _too_many(param: str, limit: int, actual: int) -> InvalidRequestError:

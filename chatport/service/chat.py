@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from chatport.protocol import responses as rs
-from chatport.protocol.backend import BackendFailure
+from chatport.protocol.backend import BackendFailure, GenerationHandle
 from chatport.protocol.errors import context_length_exceeded
 from chatport.protocol.requests import ChatCompletionRequest
 from chatport.protocol.validation import validate
@@ -72,7 +72,12 @@ class ChatService:
         queue, a store that is down (for store=true) or a project out of tokens is answered
         before any response has begun. ``project``: whose cached prompts and earlier spoken
         answers the request may use."""
-        chat = await self.prepare(body, project)
+        queued = await self.submit(await self.prepare(body, project), project, meter)
+        return await queued.admitted()
+
+    async def submit(self, chat: PreparedChat, project: str = "default", meter: Meter | None = None) -> QueuedChat:
+        """A prepared request queued for a slot (its tokens reserved): a full queue, a store
+        that is down (for store=true) or a project out of tokens is refused here."""
         if chat.request.store:
             await required(self.stored).ping()
         if meter is not None:
@@ -84,7 +89,7 @@ class ChatService:
             handle = chat.model.backend.submit(chat.generation)
         except BackendFailure as failure:
             raise as_api_error(failure) from None
-        return ChatRun(chat, await admitted(handle), self.audio, project, self._finished(project, meter))
+        return QueuedChat(chat, handle, lambda: ChatRun(chat, handle, self.audio, project, self._finished(project, meter)))
 
     async def prepare(self, body: dict[str, Any], project: str = "default") -> PreparedChat:
         named = body.get("model")
@@ -154,6 +159,22 @@ class ChatService:
                 await meter.charge(completion["usage"]["total_tokens"])
 
         return finished
+
+
+class QueuedChat:
+    """A request waiting for its slots: ``admitted()`` waits for them and gives its run."""
+
+    def __init__(self, chat: PreparedChat, handle: GenerationHandle, run: Callable[[], ChatRun]) -> None:
+        self.chat = chat
+        self._handle = handle
+        self._run = run
+
+    async def admitted(self) -> ChatRun:
+        await admitted(self._handle)
+        return self._run()
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 class _TranscriptTokens:

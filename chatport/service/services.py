@@ -78,6 +78,7 @@ class Services:
         log.warning("auth: %s", await self.auth.decide())
 
     async def stop(self) -> None:
+        await self.responses.stop()
         self.chat.pools.shutdown()
         self.chat.audio.close()
         self.registry.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatport.store.completions import Order, Page, UnknownCursor
@@ -40,6 +40,18 @@ class ResponseStore:
             session.add_all(
                 ResponseInputItem(response_seq=row.seq, position=i, item_id=item["id"], body=item) for i, item in enumerate(items)
             )
+
+    async def update(self, project: str, response: dict[str, Any], conversation: list[dict[str, Any]]) -> bool:
+        """A stored response's new state (a background response as it runs); False when it
+        is gone (deleted meanwhile)."""
+        async with self.db.transaction() as session:
+            row = await _row(session, project, response["id"])
+            if row is None:
+                return False
+            await session.execute(
+                update(StoredResponse).where(StoredResponse.seq == row.seq).values(body=response, conversation=conversation)
+            )
+            return True
 
     async def get(self, project: str, response_id: str) -> Found | None:
         async with self.db.lookup() as session:

@@ -142,6 +142,26 @@ async def test_900k_text_parts_are_refused_by_count_while_health_answers(target)
     assert slowest < RESPONSIVE_SECONDS
 
 
+@pytest.mark.parametrize(
+    ("input_", "param"),
+    [
+        ([{"role": "user", "content": "x"}] * 300_000, "input"),
+        ([{"role": "user", "content": [{"type": "input_text", "text": ""}] * 900_000}], "input[0].content"),
+        (
+            [{"type": "function_call_output", "call_id": "c", "output": [{"type": "input_text", "text": ""}] * 900_000}],
+            "input[0].output",
+        ),
+        ("x" * (10 * 1024 * 1024 + 1), "input"),
+    ],
+    ids=["items", "parts", "output-parts", "string"],
+)
+async def test_a_responses_input_is_bounded_before_it_is_read(target, input_, param):
+    response, slowest = await post(target, "/v1/responses", {"model": MODEL, "input": input_})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == param
+    assert slowest < RESPONSIVE_SECONDS
+
+
 async def test_a_message_over_openais_string_limit_is_refused(target):
     body = {"model": MODEL, "messages": [{"role": "user", "content": "x" * (10 * 1024 * 1024 + 1)}]}
     response, slowest = await post(target, "/v1/chat/completions", body)

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import httpx
 import openai
@@ -150,7 +151,9 @@ def test_a_function_call_round_trip_continues_the_stored_conversation(sdk):
         ({"temperature": 3}, "temperature", "decimal_above_max_value"),
         ({"text": {"format": {"type": "json_schema", "name": "a", "schema": {"$ref": "#/nowhere"}}}}, "text.format", None),
         ({"tools": [{**WEATHER, "parameters": {"type": "object", "properties": {"a": {"$ref": "#/no"}}}}]}, "tools", None),
-        ({"background": True}, "background", "unsupported_parameter"),
+        ({"background": True, "store": False}, "background", "invalid_value"),
+        ({"background": True, "stream": True}, "stream", "unsupported_parameter"),
+        ({"conversation": "conv_1"}, "conversation", "unsupported_parameter"),
         ({"model": "no-such-model"}, "model", "model_not_found"),
     ],
 )
@@ -159,6 +162,48 @@ def test_bad_fields_are_refused_by_name(sdk, extra, param, code):
         ask(sdk, **extra)
     assert refused.value.param == param
     assert refused.value.code == code
+
+
+def wait_for(sdk: OpenAI, response_id: str, *statuses: str, seconds: float = 120):
+    deadline = time.monotonic() + seconds
+    while True:
+        got = sdk.responses.retrieve(response_id)
+        if got.status in statuses or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
+
+
+def test_a_background_response_is_polled_until_it_is_done(sdk):
+    made = ask(sdk, background=True, max_output_tokens=40)
+    assert made.background is True and made.status in ("queued", "in_progress") and made.output == []
+    with pytest.raises(openai.BadRequestError) as early:
+        ask(sdk, previous_response_id=made.id)
+    assert early.value.param == "previous_response_id" or early.value.code == "previous_response_not_found"
+    done = wait_for(sdk, made.id, "completed", "incomplete")
+    assert done.status in ("completed", "incomplete") and done.output_text and done.usage.output_tokens > 0
+    assert ask(sdk, previous_response_id=made.id, input="Thanks.").previous_response_id == made.id
+    assert sdk.responses.cancel(made.id).status == done.status, "a finished response is returned as it is"
+
+
+def test_a_background_response_can_be_cancelled_and_frees_its_slot(projects, sdk):
+    srv, key_a, _ = projects
+    made = ask(sdk, background=True, input="Write a very long story about the sea.", max_output_tokens=1500)
+    assert wait_for(sdk, made.id, "in_progress", "completed", "incomplete").status == "in_progress"
+    cancelled = sdk.responses.cancel(made.id)
+    assert cancelled.status == "cancelled" and cancelled.output == []
+    assert sdk.responses.retrieve(made.id).status == "cancelled"
+
+    def running() -> float:
+        text = httpx.get(srv.base_url + "/metrics", headers={"authorization": f"Bearer {key_a}"}).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("chatport_running_sequences{"))
+
+    deadline = time.monotonic() + 10  # the engine lets the slot go at its next step
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert running() == 0
+    with pytest.raises(openai.BadRequestError) as foreground:
+        sdk.responses.cancel(ask(sdk).id)
+    assert foreground.value.param == "response_id"
 
 
 def test_an_unknown_argument_is_named(projects):

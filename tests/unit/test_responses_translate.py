@@ -121,7 +121,6 @@ def test_web_search_becomes_web_search_options():
 @pytest.mark.parametrize(
     ("fields", "param"),
     [
-        ({"input": "x", "background": True}, "background"),
         ({"input": "x", "conversation": "conv_1"}, "conversation"),
         ({"input": "x", "truncation": "auto"}, "truncation"),
         ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].id"),

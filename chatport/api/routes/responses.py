@@ -50,6 +50,11 @@ async def delete_response(response_id: str, service: Service, project: Project) 
     return await service.delete(project, response_id)
 
 
+@router.post("/responses/{response_id}/cancel")
+async def cancel_response(response_id: str, service: Service, project: Project) -> dict[str, Any]:
+    return await service.cancel(project, response_id)
+
+
 @router.get("/responses/{response_id}/input_items")
 async def list_input_items(response_id: str, request: Request, service: Service, project: Project) -> dict[str, Any]:
     return await service.input_items(project, response_id, request.query_params.multi_items())

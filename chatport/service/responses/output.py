@@ -159,7 +159,7 @@ class ResponseShape:
             "object": "response",
             "created_at": self.created_at,
             "status": status,
-            "background": False,
+            "background": bool(request.background),
             "completed_at": int(time.time()) if status == "completed" else None,
             "error": error,
             "incomplete_details": {"reason": reason} if status == "incomplete" else None,

@@ -5,15 +5,18 @@ and deleted here too, per project."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from chatport.protocol import responses as rs
 from chatport.protocol.errors import APIError, InvalidRequestError, not_found_error, unsupported_parameter
 from chatport.protocol.response_requests import CreateResponseRequest, MessageItem
 from chatport.protocol.validation import validate
-from chatport.service.chat import ChatService, Meter
+from chatport.service.bounds import check_sizes
+from chatport.service.chat import ChatService, Meter, QueuedChat
 from chatport.service.checks import check_metadata, check_storable
 from chatport.service.responses.events import Event, ResponseEvents
 from chatport.service.responses.output import ItemIds, ResponseShape, Search, assistant_turn
@@ -22,6 +25,8 @@ from chatport.service.run import ChatRun
 from chatport.service.stored import list_object, optional, parse_limit, reachable
 from chatport.store.completions import Order, UnknownCursor
 from chatport.store.responses import ResponseStore
+
+log = logging.getLogger("chatport.service")
 
 # Input items get ids as OpenAI gives them, by type.
 _INPUT_PREFIXES = {
@@ -42,10 +47,25 @@ class ResponsesService:
     def __init__(self, chat: ChatService, store: ResponseStore | None) -> None:
         self.chat = chat
         self.store = store
+        self._background: dict[str, asyncio.Task[None]] = {}  # background responses still running, by id
 
-    async def start(self, body: dict[str, Any], project: str = "default", meter: Meter | None = None) -> ResponseRun:
+    async def stop(self) -> None:
+        """Background responses still running end as cancelled (the server is stopping)."""
+        tasks = list(self._background.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+
+    async def start(
+        self, body: dict[str, Any], project: str = "default", meter: Meter | None = None
+    ) -> ResponseRun | BackgroundRun:
         """The request checked, the conversation it continues loaded, and its chat run
         admitted: every refusal comes before a response has begun."""
+        named = body.get("model")
+        known = self.chat.registry.find(named) if isinstance(named, str) else None
+        longest = known.capabilities.context_length if known else self.chat.registry.longest_context
+        check_sizes(body, max_messages=longest, messages="input")
         request = validate(CreateResponseRequest, body)
         store = request.store is not False
         if store and self.store is None:
@@ -55,14 +75,26 @@ class ResponsesService:
                 await self.store.db.ping()
         if request.metadata is not None:
             check_metadata(request.metadata)
+        if request.background and not store:
+            raise InvalidRequestError(
+                "Background responses are stored: 'background' needs 'store' left true.", param="background", code="invalid_value"
+            )
+        if request.background and request.stream:
+            raise unsupported_parameter("stream", "with background by this server yet: poll the response instead")
         history = await self._history(project, request.previous_response_id)
         chat, origins = chat_body(request, history)
         try:
-            run = await self.chat.start(chat, project, meter)
+            queued = await self.chat.submit(await self.chat.prepare(chat, project), project, meter)
         except APIError as exc:
             raise origins.rename(exc) from None
         shape = ResponseShape(request, rs.random_id("resp_", 48), int(time.time()), store=store)
         saver = _Saver(self.store, project, request, chat, origins) if store and self.store is not None else None
+        if request.background and saver is not None:
+            return BackgroundRun(queued, shape, saver, self._background)
+        try:
+            run = await queued.admitted()
+        except APIError as exc:
+            raise origins.rename(exc) from None
         return ResponseRun(run, shape, saver)
 
     async def _history(self, project: str, previous: str | None) -> list[dict[str, Any]]:
@@ -76,6 +108,13 @@ class ResponsesService:
                 f"Previous response with id '{previous}' not found.",
                 param="previous_response_id",
                 code="previous_response_not_found",
+            )
+        if found.body.get("status") not in ("completed", "incomplete"):
+            status = found.body.get("status")
+            raise InvalidRequestError(
+                f"Previous response with id '{previous}' is {status}: only a finished response can be continued.",
+                param="previous_response_id",
+                code="invalid_value",
             )
         return found.conversation
 
@@ -92,8 +131,27 @@ class ResponsesService:
             raise not_found(response_id)
         return found.body
 
+    async def cancel(self, project: str, response_id: str) -> dict[str, Any]:
+        """A background response stopped (its slot freed) and stored as cancelled; one that
+        has finished is returned as it is."""
+        found = await self.retrieve(project, response_id)
+        if not found.get("background"):
+            raise InvalidRequestError(
+                "Only responses created with background=true can be cancelled.", param="response_id", code="invalid_value"
+            )
+        task = self._background.get(response_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task}, timeout=10)
+        return await self.retrieve(project, response_id)
+
     async def delete(self, project: str, response_id: str) -> dict[str, Any]:
         check_storable(response_id, "response_id")
+        await self.retrieve(project, response_id)  # the project's own, before a running one is stopped
+        task = self._background.get(response_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task}, timeout=10)
         with reachable():
             deleted = await self._required().delete(project, response_id)
         if not deleted:
@@ -146,6 +204,16 @@ class _Saver:
         conversation = [*self._conversation, assistant_turn(completion["choices"][0])]
         with reachable():
             await self._store.save(self._project, response, conversation, input_items(self._request))
+
+    async def start(self, response: dict[str, Any]) -> None:
+        """A background response's first state (queued), with its input items."""
+        with reachable():
+            await self._store.save(self._project, response, [], input_items(self._request))
+
+    async def update(self, response: dict[str, Any], completion: dict[str, Any] | None = None) -> None:
+        conversation = [*self._conversation, assistant_turn(completion["choices"][0])] if completion is not None else []
+        with reachable():
+            await self._store.update(self._project, response, conversation)
 
 
 def input_items(request: CreateResponseRequest) -> list[dict[str, Any]]:
@@ -228,3 +296,69 @@ class ResponseRun:
             yield events.error(exc.body())
         finally:
             self._run.cancel()
+
+
+class BackgroundRun:
+    """A response run in the background (``background: true``): ``complete`` stores it as
+    queued and answers at once; the work goes on in a task that stores each state
+    (in_progress, then completed, incomplete, failed or cancelled), which clients poll."""
+
+    streams = False
+
+    def __init__(self, queued: QueuedChat, shape: ResponseShape, saver: _Saver, tasks: dict[str, asyncio.Task[None]]) -> None:
+        self._queued = queued
+        self._shape = shape
+        self._saver = saver
+        self._tasks = tasks
+
+    @property
+    def dropped(self) -> list[str]:
+        return self._queued.chat.dropped
+
+    @property
+    def search_results(self) -> int | None:
+        sources = self._queued.chat.sources
+        return len(sources) if sources is not None else None
+
+    def stream(self) -> AsyncIterator[Event]:
+        raise AssertionError("a background response is not streamed (start refuses it)")
+
+    async def complete(self) -> dict[str, Any]:
+        queued = self._shape.response("queued", [])
+        try:
+            await self._saver.start(queued)
+        except APIError:
+            self._queued.cancel()
+            raise
+        task = asyncio.get_running_loop().create_task(self._work())
+        self._tasks[self._shape.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(self._shape.id, None))
+        return queued
+
+    async def _work(self) -> None:
+        shape, saver = self._shape, self._saver
+        try:
+            run = await self._queued.admitted()
+            await saver.update(shape.response("in_progress", []))
+            completion = await run.complete()
+            chat = run.chat
+            search = Search(chat.search_queries, tuple(s.url for s in chat.sources), False) if chat.sources is not None else None
+            await saver.update(shape.finished(completion, ItemIds(), search), completion)
+        except asyncio.CancelledError:
+            self._queued.cancel()
+            await _quietly(saver.update(shape.response("cancelled", [])))
+        except APIError as exc:
+            code = "rate_limit_exceeded" if exc.status_code == 429 else "server_error"
+            await _quietly(saver.update(shape.response("failed", [], error={"code": code, "message": exc.message})))
+        except Exception as exc:  # a bug: the response says it failed rather than staying in_progress
+            log.exception("a background response failed", exc_info=exc)
+            error = {"code": "server_error", "message": "The server had an error while processing your request."}
+            await _quietly(saver.update(shape.response("failed", [], error=error)))
+
+
+async def _quietly(work: Awaitable[None]) -> None:
+    """A last state written if the store can take it (it may be down: the response then stays as it was)."""
+    try:
+        await work
+    except APIError:
+        log.warning("a background response's last state could not be stored")

@@ -120,8 +120,6 @@ def input_messages(body: dict[str, Any], origins: Origins) -> list[dict[str, Any
 
 
 def _refuse_unsupported(request: CreateResponseRequest) -> None:
-    if request.background:
-        raise unsupported_parameter("background", "by this server yet: responses run in the foreground")
     if request.context_management is not None:
         raise unsupported_parameter("context_management", "by this server yet")
     if request.conversation is not None:
