@@ -49,6 +49,7 @@ class Tab:
         self.errors: list[str] = []
         self.foreign: list[str] = []
         self.posts: list[dict] = []
+        self.responses_posts: list[dict] = []  # to /v1/responses
         self.page = self.open()
 
     def open(self):
@@ -63,6 +64,8 @@ class Tab:
             self.foreign.append(url)
         if request.method == "POST" and url == self.base + "/v1/chat/completions":
             self.posts.append(json.loads(request.post_data))
+        if request.method == "POST" and url == self.base + "/v1/responses":
+            self.responses_posts.append(json.loads(request.post_data))
 
     def close(self) -> None:
         self.context.close()
@@ -328,6 +331,55 @@ def test_view_code_gives_programs_that_run(keyed, tabs, tmp_path):
     assert ran.returncode == 0, ran.stderr
     completion = json.loads(ran.stdout)
     assert completion["object"] == "chat.completion" and completion["usage"]["completion_tokens"] <= 12
+
+
+def test_the_playground_speaks_the_responses_api_too(keyed, tabs, tmp_path):
+    server, alpha, _ = keyed
+    tab = tabs(server)
+    page = playground(tab, alpha)
+    page.select_option("#api", "responses")
+    assert page.is_disabled("#n") and page.is_disabled("#seed")
+    ask(page, "Name three colors.", temperature="0", max_completion_tokens="40")
+    answer = answered(page)
+    assert answer.locator(".md").inner_text().strip()
+    assert "completion tokens" in answer.locator(".stats").inner_text()
+    sent = tab.responses_posts[-1]
+    assert sent["stream"] is True and sent["store"] is False and sent["max_output_tokens"] == 40
+    assert sent["instructions"] == "You are a helpful assistant."
+    assert sent["input"] == [{"role": "user", "content": "Name three colors."}]
+    assert not tab.posts, "nothing went to Chat Completions"
+
+    # A tool call and its result, as Responses items.
+    page.click("#example-tools")
+    page.select_option("#tool_choice", "function:get_weather")
+    ask(page, "What is the weather in Paris?")
+    called = answered(page, before=1)
+    assert called.locator(".tool-name").inner_text() == "get_weather"
+    page.locator(".msg.tool textarea").fill('{"temperature_c": 18}')
+    page.select_option("#tool_choice", "none")
+    page.click("#run")
+    assert answered(page, before=2).locator(".md").inner_text().strip()
+    items = tab.responses_posts[-1]["input"]
+    call, output = items[-2], items[-1]
+    assert call["type"] == "function_call" and call["name"] == "get_weather"
+    assert output == {"type": "function_call_output", "call_id": call["call_id"], "output": '{"temperature_c": 18}'}
+
+    page.click("#view-code")
+    page.wait_for_selector("#code-dialog[open]")
+    page.click('.tab[data-lang="python"]')
+    python = page.inner_text("#code")
+    page.click('.tab[data-lang="curl"]')
+    curl = page.inner_text("#code")
+    page.click("#close-code")
+    assert "client.responses.create(" in python and "/v1/responses" in curl
+    env = {**os.environ, "OPENAI_API_KEY": alpha}
+    script = tmp_path / "responses.py"
+    script.write_text(python)
+    ran = subprocess.run([sys.executable, str(script)], check=False, capture_output=True, text=True, env=env, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    ran = subprocess.run(["bash", "-c", curl], check=False, capture_output=True, text=True, env=env, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["object"] == "response"
 
 
 # --- the API key ----------------------------------------------------------------------

@@ -1,13 +1,19 @@
 // "View code": the playground's request as Python, TypeScript and curl, written against the
-// official SDKs. The key is never written into the code: the SDKs read OPENAI_API_KEY.
+// official SDKs, for Chat Completions or the Responses API. The key is never written into
+// the code: the SDKs read OPENAI_API_KEY.
 
 import { clear, h } from "./dom.js";
 
-export function snippets(body, { baseUrl, keysRequired }) {
-  return { python: python(body, baseUrl, keysRequired), typescript: typescript(body, baseUrl, keysRequired), curl: curl(body, baseUrl, keysRequired) };
+// How each API's call is written and its answer shown.
+const CHAT = { path: "chat/completions", python: "completion = client.chat.completions.create(", show: "completion.choices[0].message", tsCall: "client.chat.completions.create", name: "completion" };
+const RESPONSES = { path: "responses", python: "response = client.responses.create(", show: "response.output_text", tsCall: "client.responses.create", name: "response" };
+
+export function snippets(body, { baseUrl, keysRequired, responses = false }) {
+  const api = responses ? RESPONSES : CHAT;
+  return { python: python(body, baseUrl, keysRequired, api), typescript: typescript(body, baseUrl, keysRequired, api), curl: curl(body, baseUrl, keysRequired, api) };
 }
 
-function python(body, baseUrl, keysRequired) {
+function python(body, baseUrl, keysRequired, api) {
   const key = keysRequired ? "" : ', api_key=os.environ.get("OPENAI_API_KEY", "unused")';
   const args = Object.entries(body)
     .map(([name, value]) => `    ${name}=${pyValue(value, 1)},`)
@@ -18,10 +24,10 @@ function python(body, baseUrl, keysRequired) {
     "",
     `client = OpenAI(base_url=${JSON.stringify(baseUrl)}${key})`,
     "",
-    "completion = client.chat.completions.create(",
+    api.python,
     args,
     ")",
-    "print(completion.choices[0].message)",
+    `print(${api.show})`,
     "",
   ].join("\n");
 }
@@ -44,23 +50,23 @@ function pyValue(value, depth) {
   return `{\n${entries.map(([k, v]) => `${pad}${JSON.stringify(k)}: ${pyValue(v, depth + 1)},`).join("\n")}\n${end}}`;
 }
 
-function typescript(body, baseUrl, keysRequired) {
+function typescript(body, baseUrl, keysRequired, api) {
   const key = keysRequired ? "" : ', apiKey: process.env.OPENAI_API_KEY ?? "unused"';
   return [
     'import OpenAI from "openai";',
     "",
     `const client = new OpenAI({ baseURL: ${JSON.stringify(baseUrl)}${key} });`,
     "",
-    `const completion = await client.chat.completions.create(${JSON.stringify(body, null, 2)});`,
-    "console.log(completion.choices[0].message);",
+    `const ${api.name} = await ${api.tsCall}(${JSON.stringify(body, null, 2)});`,
+    `console.log(${api.show});`,
     "",
   ].join("\n");
 }
 
-function curl(body, baseUrl, keysRequired) {
+function curl(body, baseUrl, keysRequired, api) {
   const json = JSON.stringify(body, null, 2).replaceAll("'", "'\\''");
   return [
-    `curl ${baseUrl}/chat/completions \\`,
+    `curl ${baseUrl}/${api.path} \\`,
     '  -H "Content-Type: application/json" \\',
     ...(keysRequired ? ['  -H "Authorization: Bearer $OPENAI_API_KEY" \\'] : []),
     `  -d '${json}'`,

@@ -1,5 +1,6 @@
 // The playground: a conversation, the request's parameters, and answers streamed in.
-// The request it sends is exactly what "View code" shows (without stream options).
+// The request it sends is exactly what "View code" shows (without stream options), to
+// Chat Completions or, as the API setting says, to the Responses API.
 
 import { absorb, hasOutput, liveAnswer, newChoice, wavUrl } from "./answer.js";
 import { catalog, stream } from "./api.js";
@@ -7,6 +8,7 @@ import { codeDialog, openCode, snippets } from "./code.js";
 import { renderMessages } from "./conversation.js";
 import { clear, h } from "./dom.js";
 import { buildRequest, toolsAndSchema } from "./request.js";
+import { eventReader, toResponses } from "./responses.js";
 import { EXAMPLE_TOOLS, makeInputs, settingsPanel } from "./settings.js";
 
 const state = {
@@ -76,6 +78,9 @@ export function create(root) {
     const options = ["auto", "none", "required", ...(tools || []).map((t) => `function:${t.function.name}`)];
     clear(inputs.tool_choice, options.map((o) => h("option", { value: o, selected: o === chosen }, o.replace("function:", "call "))));
     inputs.tool_choice.disabled = !tools;
+    // What only Chat Completions has is off while the Responses API is chosen.
+    const responses = inputs.api.value === "responses";
+    for (const name of ["n", "presence_penalty", "frequency_penalty", "stop", "seed", "audio"]) inputs[name].disabled = responses;
     runButton.title = problem ? problem.message : "";
   }
 
@@ -83,6 +88,7 @@ export function create(root) {
   function checkedRequest() {
     try {
       const body = buildRequest(inputs, state.messages);
+      if (inputs.api.value === "responses") toResponses(body); // what it cannot carry is named now
       showError(null);
       return body;
     } catch (err) {
@@ -96,7 +102,9 @@ export function create(root) {
     const body = checkedRequest();
     if (!body) return;
     for (const msg of state.messages) delete msg._editing;
-    const request = { ...body, stream: true, stream_options: { include_usage: true } };
+    const responses = inputs.api.value === "responses";
+    const request = responses ? { ...toResponses(body), stream: true } : { ...body, stream: true, stream_options: { include_usage: true } };
+    const chunkOf = responses ? eventReader() : (chunk) => chunk;
     const controller = new AbortController();
     state.controller = controller;
     setRunning(true);
@@ -110,7 +118,9 @@ export function create(root) {
     let error = null;
     let stopped = false;
     try {
-      for await (const chunk of stream("/v1/chat/completions", request, controller.signal)) {
+      for await (const event of stream(responses ? "/v1/responses" : "/v1/chat/completions", request, controller.signal)) {
+        const chunk = chunkOf(event);
+        if (!chunk) continue;
         if (chunk.usage) usage = chunk.usage;
         for (const c of chunk.choices || []) {
           const acc = (choices[c.index] ||= newChoice());
@@ -198,7 +208,8 @@ export function create(root) {
   codeButton.addEventListener("click", () => {
     const body = checkedRequest();
     if (!body) return;
-    openCode(snippets(body, { baseUrl: `${location.origin}/v1`, keysRequired: state.catalog?.status.keys_required ?? true }));
+    const responses = inputs.api.value === "responses";
+    openCode(snippets(responses ? toResponses(body) : body, { baseUrl: `${location.origin}/v1`, keysRequired: state.catalog?.status.keys_required ?? true, responses }));
   });
   for (const el of Object.values(inputs)) if (el instanceof HTMLElement) el.addEventListener("input", validateLive);
   inputs.model.addEventListener("change", () => {

@@ -34,6 +34,12 @@ export function makeInputs() {
   const number = (id, attrs) => h("input", { id, type: "number", ...attrs });
   const inputs = {
     model: h("select", { id: "model" }),
+    api: h(
+      "select",
+      { id: "api" },
+      h("option", { value: "chat" }, "Chat Completions"),
+      h("option", { value: "responses" }, "Responses"),
+    ),
     temperature: number("temperature", { step: "0.1", min: "0", max: "2", placeholder: "1" }),
     top_p: number("top_p", { step: "0.05", min: "0", max: "1", placeholder: "1" }),
     max_completion_tokens: number("max_completion_tokens", { min: "1", placeholder: "up to the context" }),
@@ -80,6 +86,7 @@ export function settingsPanel(inputs, actions) {
     { class: "settings" },
     actions,
     field("Model", inputs.model),
+    field("API", inputs.api),
     pair(field("temperature", inputs.temperature), field("top_p", inputs.top_p)),
     pair(field("max tokens", inputs.max_completion_tokens), field("seed", inputs.seed)),
     pair(field("presence penalty", inputs.presence_penalty), field("frequency penalty", inputs.frequency_penalty)),
