@@ -5,10 +5,8 @@ responses, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -16,7 +14,7 @@ import time
 import httpx
 import openai
 import pytest
-from openai import AsyncOpenAI, OpenAI
+from openai import OpenAI
 from pydantic import BaseModel
 
 from tests.conftest import MODEL, cli_key, start_server, stop_server
@@ -124,11 +122,12 @@ def test_a_function_call_round_trip_continues_the_stored_conversation(sdk):
     assert isinstance(call.arguments, str) and "city" in call.arguments
 
     output = {"type": "function_call_output", "call_id": call.call_id, "output": "22 degrees and sunny"}
-    second = ask(sdk, previous_response_id=first.id, input=[output], tools=[WEATHER], max_output_tokens=40)
+    second = ask(sdk, previous_response_id=first.id, input=[output], tools=[WEATHER], tool_choice="none", max_output_tokens=40)
     assert second.previous_response_id == first.id
     assert second.output_text
-    # The earlier turns are in the prompt without being sent again.
-    assert second.usage.input_tokens > first.usage.input_tokens
+    # The earlier turns are in the prompt without being sent again: more than the question alone.
+    alone = ask(sdk, input="What is the weather in Paris?", tools=[WEATHER], tool_choice="none", store=False)
+    assert second.usage.input_tokens > alone.usage.input_tokens + first.usage.output_tokens
     (item,) = sdk.responses.input_items.list(second.id).data
     assert item.type == "function_call_output" and item.call_id == call.call_id
 
@@ -249,37 +248,58 @@ def test_input_items_come_in_cursor_pages(sdk):
     assert [i.content[0].text for i in oldest_first.data] == [f"Line {i}." for i in range(5)]
 
 
-def test_the_agents_sdk_runs_a_function_tool_on_its_default_responses_model(projects):
-    agents = pytest.importorskip("agents")
+AGENTS_SCRIPT = """
+import asyncio, json, os
+import agents
+from openai import AsyncOpenAI
+agents.set_tracing_disabled(True)
+cities = []
+
+@agents.function_tool
+def get_weather(city: str) -> str:
+    \"\"\"The weather in a city.\"\"\"
+    cities.append(city)
+    return f"It is sunny in {city}."
+
+async def run():
+    # One event loop for the client: its connections belong to the loop that opened them.
+    client = AsyncOpenAI(base_url=os.environ["CHATPORT_BASE_URL"], api_key=os.environ["CHATPORT_API_KEY"], max_retries=0)
+    model = agents.OpenAIResponsesModel(os.environ["CHATPORT_MODEL"], client)
+    settings = agents.ModelSettings(tool_choice="required", temperature=0)
+    agent = agents.Agent(name="weather", model=model, tools=[get_weather], model_settings=settings,
+        tool_use_behavior="stop_on_first_tool")
+    called = await agents.Runner.run(agent, "What is the weather in Paris?")
+    plain = agents.Agent(name="plain", model=model, model_settings=agents.ModelSettings(temperature=0, max_tokens=400))
+    await agents.Runner.run(plain, "Say hi.")  # the prompt cached first, so both answers compared are computed alike
+    stream = agents.Runner.run_streamed(plain, "Say hi.")
+    async for _ in stream.stream_events():
+        pass
+    whole = await agents.Runner.run(plain, "Say hi.")
+    from importlib.metadata import version
+    print(json.dumps({"version": version("openai-agents"), "cities": cities, "called": str(called.final_output), "streamed": str(stream.final_output),
+        "whole": str(whole.final_output)}))
+
+asyncio.run(run())
+"""
+
+
+@pytest.mark.parametrize("release", ["pinned", "newest"])
+def test_the_agents_sdk_runs_a_function_tool_on_its_default_responses_model(projects, release):
+    from tests.support.newest import NEWEST_AGENTS_SDK, newest_python_sdk
+
     srv, key_a, _ = projects
-    agents.set_tracing_disabled(True)
-    cities: list[str] = []
-
-    @agents.function_tool
-    def get_weather(city: str) -> str:
-        """The weather in a city."""
-        cities.append(city)
-        return f"It is sunny in {city}."
-
-    async def run() -> tuple[str, str, str]:
-        # One event loop for the client: its connections belong to the loop that opened them.
-        model = agents.OpenAIResponsesModel(MODEL, AsyncOpenAI(base_url=srv.api, api_key=key_a, max_retries=0, timeout=120))
-        settings = agents.ModelSettings(tool_choice="required", temperature=0)
-        agent = agents.Agent(
-            name="weather", model=model, tools=[get_weather], model_settings=settings, tool_use_behavior="stop_on_first_tool"
-        )
-        called = await agents.Runner.run(agent, "What is the weather in Paris?")
-        plain = agents.Agent(name="plain", model=model, model_settings=agents.ModelSettings(temperature=0, max_tokens=400))
-        await agents.Runner.run(plain, "Say hi.")  # the prompt cached first, so both answers compared are computed alike
-        stream = agents.Runner.run_streamed(plain, "Say hi.")
-        async for _ in stream.stream_events():
-            pass
-        whole = await agents.Runner.run(plain, "Say hi.")
-        return str(called.final_output), str(stream.final_output), str(whole.final_output)
-
-    called, streamed, whole = asyncio.run(run())
-    assert cities and called == f"It is sunny in {cities[0]}."
-    assert streamed == whole and whole
+    env = {"CHATPORT_BASE_URL": srv.api, "CHATPORT_API_KEY": key_a, "CHATPORT_MODEL": MODEL}
+    if release == "newest":
+        env["PYTHONPATH"] = newest_python_sdk(NEWEST_AGENTS_SDK)
+    out = subprocess.run(
+        [sys.executable, "-c", AGENTS_SCRIPT], env={**os.environ, **env}, capture_output=True, text=True, check=False, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    if release == "newest":
+        assert report["version"] == NEWEST_AGENTS_SDK.split("==")[1]
+    assert report["cities"] and report["called"] == f"It is sunny in {report['cities'][0]}."
+    assert report["streamed"] == report["whole"] and report["whole"]
 
 
 NEWEST_SCRIPT = """
@@ -299,7 +319,7 @@ parsed = client.responses.parse(model=model, input="Alice is 30 years old. Extra
 weather = json.loads(os.environ["CHATPORT_TOOL"])
 first = client.responses.create(model=model, input="What is the weather in Paris?", tools=[weather], tool_choice="required")
 call = next(o for o in first.output if o.type == "function_call")
-second = client.responses.create(model=model, previous_response_id=first.id, tools=[weather], max_output_tokens=40,
+second = client.responses.create(model=model, previous_response_id=first.id, tools=[weather], tool_choice="none", max_output_tokens=40,
     input=[{"type": "function_call_output", "call_id": call.call_id, "output": "22 degrees and sunny"}])
 items = [i.type for i in client.responses.input_items.list(second.id)]
 client.responses.delete(made.id)
@@ -359,23 +379,20 @@ def test_the_npm_sdk(projects):
 
 @pytest.mark.node
 def test_the_newest_npm_sdk(projects, newest_node_sdk):
-    from tests.support.newest import NEWEST_NODE_SDK
+    from tests.support.newest import NEWEST_NODE_SDK, run_node_beside
 
-    script = os.path.join(os.path.dirname(__file__), "..", "node", "responses_check.mjs")
-    shutil.copy(script, newest_node_sdk)
-    out = subprocess.run(
-        ["node", "responses_check.mjs"],
-        cwd=newest_node_sdk,
-        env={**os.environ, **node_env(projects)},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report = run_node_beside(newest_node_sdk, "responses_check.mjs", node_env(projects))
     assert report["version"] == NEWEST_NODE_SDK.split("@")[1]
     check_node_report(report)
+
+
+@pytest.mark.node
+def test_the_js_agents_sdk_runs_a_function_tool_on_its_default_responses_model(projects):
+    from tests.support.newest import NEWEST_NODE_AGENTS, newest_node_sdk, run_node_beside
+
+    report = run_node_beside(newest_node_sdk(NEWEST_NODE_AGENTS), "agents_check.mjs", node_env(projects))
+    assert report["cities"] and report["called"] == f"It is sunny in {report['cities'][0]}."
+    assert report["streamed"] == report["whole"] and report["whole"]
 
 
 @pytest.mark.node
