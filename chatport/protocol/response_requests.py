@@ -191,6 +191,23 @@ class CustomTool(_Nested):
     ) = None
 
 
+class NamespaceTool(_Nested):
+    """Function and custom tools grouped under one name (the calls name their namespace)."""
+
+    type: Literal["namespace"]
+    name: Annotated[str, Field(min_length=1)]
+    description: str | None = None
+    tools: Annotated[
+        list[
+            Annotated[
+                Annotated[FunctionTool, Tag("type=function")] | Annotated[CustomTool, Tag("type=custom")],
+                _one_of("type", "function", "custom"),
+            ]
+        ],
+        Field(min_length=1),
+    ]
+
+
 class Location(_Nested):
     type: Literal["approximate"] = "approximate"
     country: str | None = None
@@ -206,11 +223,12 @@ class WebSearchTool(_Nested):
 
 
 _WEB_SEARCH = ("web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11")
-_TOOL_TYPES = ("function", "custom", *_WEB_SEARCH)
+_TOOL_TYPES = ("function", "custom", "namespace", *_WEB_SEARCH)
 
 Tool = Annotated[
     Annotated[FunctionTool, Tag("type=function")]
     | Annotated[CustomTool, Tag("type=custom")]
+    | Annotated[NamespaceTool, Tag("type=namespace")]
     | Annotated[WebSearchTool, Tag("type=web_search")]
     | Annotated[WebSearchTool, Tag("type=web_search_preview")]
     | Annotated[WebSearchTool, Tag("type=web_search_2025_08_26")]
@@ -310,6 +328,8 @@ class CreateResponseRequest(BaseModel):
     input: str | list[InputItem] | None = None
     instructions: str | None = None
     background: bool | None = None
+    # Not in OpenAI's reference, yet its API takes it: the Codex CLI sends its session ids here.
+    client_metadata: dict[str, Any] | None = None
     context_management: list[dict[str, Any]] | None = None
     conversation: str | dict[str, Any] | None = None
     include: list[Include] | None = None

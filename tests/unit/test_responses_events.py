@@ -161,3 +161,17 @@ def test_responses_and_events_match_the_spec():
     check(shape.response("in_progress", []), "Response")
     for event in events:
         check(event, "ResponseStreamEvent")
+
+
+def test_a_namespaced_call_names_its_namespace_streamed_and_whole():
+    request = {
+        "model": "m",
+        "input": "x",
+        "tools": [{"type": "namespace", "name": "crm", "description": "d", "tools": [{"type": "function", "name": "f"}]}],
+    }
+    shape = ResponseShape(validate(CreateResponseRequest, request), "resp_1", 0, store=False, namespaces={"f": "crm"})
+    events = ResponseEvents(ItemIds(), obfuscate=False, namespaces=shape.namespaces)
+    written_events = [e for c in CHUNKS for e in events.chunk(c)]
+    done = [e["item"] for e in written_events if e["type"] == "response.output_item.done"]
+    whole = shape.finished(COMPLETION, ItemIds(events.given))
+    assert done[-1]["namespace"] == "crm" and whole["output"][-1] == done[-1]

@@ -9,7 +9,7 @@ import pytest
 from chatport.protocol.errors import InvalidRequestError
 from chatport.protocol.response_requests import CreateResponseRequest
 from chatport.protocol.validation import validate
-from chatport.service.responses.translate import Origins, chat_body, input_messages
+from chatport.service.responses.translate import Origins, chat_body, input_messages, namespaces
 
 
 def body_of(history=None, **fields):
@@ -153,3 +153,28 @@ def test_chat_errors_name_the_responses_parameter(chat, ours):
     origins = Origins(["instructions", "input[0]", "input[1]"])
     renamed = origins.rename(InvalidRequestError(f"Invalid value for '{chat}'.", param=chat, code="invalid_value"))
     assert renamed.param == ours and renamed.message == f"Invalid value for '{ours}'." and renamed.code == "invalid_value"
+
+
+def test_namespaced_tools_are_flattened_and_their_errors_keep_their_path():
+    ns = {
+        "type": "namespace",
+        "name": "crm",
+        "description": "Customer records.",
+        "tools": [{"type": "function", "name": "find", "parameters": {"type": "object"}}, {"type": "custom", "name": "note"}],
+    }
+    request = validate(CreateResponseRequest, {"model": "m", "input": "x", "tools": [{"type": "function", "name": "f"}, ns]})
+    body, origins = chat_body(request, [])
+    assert [t["type"] for t in body["tools"]] == ["function", "function", "custom"]
+    assert body["tools"][1]["function"]["name"] == "find"
+    assert namespaces(request) == {"find": "crm", "note": "crm"}
+    renamed = origins.rename(InvalidRequestError("Bad 'tools[1].function.parameters'.", param="tools[1].function.parameters"))
+    assert renamed.param == "tools[1].tools[0].parameters"
+    twice = {**ns, "tools": [{"type": "function", "name": "f"}]}
+    with pytest.raises(InvalidRequestError) as clash:
+        body_of(input="x", tools=[{"type": "function", "name": "f"}, twice])
+    assert clash.value.param == "tools[1].tools[0].name"
+
+
+def test_codexs_client_metadata_is_taken():
+    body, _ = body_of(input="x", client_metadata={"session_id": "s"})
+    assert "client_metadata" not in body

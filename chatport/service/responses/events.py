@@ -37,8 +37,9 @@ class _Open:
 
 
 class ResponseEvents:
-    def __init__(self, ids: out.ItemIds, *, obfuscate: bool = True) -> None:
+    def __init__(self, ids: out.ItemIds, *, obfuscate: bool = True, namespaces: dict[str, str] | None = None) -> None:
         self._ids = ids
+        self._namespaces = namespaces or {}
         self._obfuscate = obfuscate
         self._sequence = 0
         self._open: _Open | None = None
@@ -194,9 +195,10 @@ class ResponseEvents:
             )
         if item.kind == "message":
             return out.message_item(item.id, [self._part(item)] if status != "in_progress" else [], status)
+        namespace = self._namespaces.get(item.name)
         if item.kind == "function_call":
-            return out.function_call_item(item.id, item.call_id, item.name, item.text, status)
-        return out.custom_call_item(item.id, item.call_id, item.name, item.text, status)
+            return out.function_call_item(item.id, item.call_id, item.name, item.text, status, namespace)
+        return out.custom_call_item(item.id, item.call_id, item.name, item.text, status, namespace)
 
     def _noise(self) -> dict[str, str]:
         """Stream obfuscation, as OpenAI pads its delta events (off with include_obfuscation false)."""

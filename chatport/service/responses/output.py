@@ -43,12 +43,18 @@ def message_item(item_id: str, parts: list[dict[str, Any]], status: str = "compl
     return {"id": item_id, "type": "message", "status": status, "content": parts, "role": "assistant"}
 
 
-def function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
-    return {"id": item_id, "type": "function_call", "status": status, "arguments": arguments, "call_id": call_id, "name": name}
+def function_call_item(
+    item_id: str, call_id: str, name: str, arguments: str, status: str = "completed", namespace: str | None = None
+) -> dict[str, Any]:
+    item = {"id": item_id, "type": "function_call", "status": status, "arguments": arguments, "call_id": call_id, "name": name}
+    return item | ({"namespace": namespace} if namespace is not None else {})
 
 
-def custom_call_item(item_id: str, call_id: str, name: str, text: str, status: str = "completed") -> dict[str, Any]:
-    return {"id": item_id, "type": "custom_tool_call", "status": status, "call_id": call_id, "name": name, "input": text}
+def custom_call_item(
+    item_id: str, call_id: str, name: str, text: str, status: str = "completed", namespace: str | None = None
+) -> dict[str, Any]:
+    item = {"id": item_id, "type": "custom_tool_call", "status": status, "call_id": call_id, "name": name, "input": text}
+    return item | ({"namespace": namespace} if namespace is not None else {})
 
 
 @dataclass(frozen=True)
@@ -79,9 +85,12 @@ def item_status(finish_reason: str | None) -> str:
     return "incomplete" if finish_reason in _INCOMPLETE else "completed"
 
 
-def output_items(choice: dict[str, Any], ids: ItemIds, search: Search | None = None) -> list[dict[str, Any]]:
+def output_items(
+    choice: dict[str, Any], ids: ItemIds, search: Search | None = None, namespaces: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """A chat choice as output items: the search before it, its reasoning, its message,
-    then its calls."""
+    then its calls (each with its tool's namespace, if it is in one)."""
+    namespaces = namespaces or {}
     message = choice["message"]
     items: list[dict[str, Any]] = [search.item(ids.next("web_search_call"))] if search is not None else []
     if message.get("reasoning_content"):
@@ -97,10 +106,12 @@ def output_items(choice: dict[str, Any], ids: ItemIds, search: Search | None = N
     for call in message.get("tool_calls") or []:
         if call["type"] == "custom":
             custom = call["custom"]
-            items.append(custom_call_item(ids.next("custom_tool_call"), call["id"], custom["name"], custom["input"]))
+            item_id, name = ids.next("custom_tool_call"), custom["name"]
+            items.append(custom_call_item(item_id, call["id"], name, custom["input"], namespace=namespaces.get(name)))
         else:
             function = call["function"]
-            items.append(function_call_item(ids.next("function_call"), call["id"], function["name"], function["arguments"]))
+            item_id, name = ids.next("function_call"), function["name"]
+            items.append(function_call_item(item_id, call["id"], name, function["arguments"], namespace=namespaces.get(name)))
     # A cut answer leaves its last item incomplete (a reasoning item is whole once it ends).
     if items and items[-1]["type"] not in ("reasoning", "web_search_call"):
         items[-1]["status"] = item_status(choice.get("finish_reason"))
@@ -132,11 +143,20 @@ def assistant_turn(choice: dict[str, Any]) -> dict[str, Any]:
 class ResponseShape:
     """The fields of one response that echo its request, and the object at each stage."""
 
-    def __init__(self, request: CreateResponseRequest, response_id: str, created_at: int, *, store: bool) -> None:
+    def __init__(
+        self,
+        request: CreateResponseRequest,
+        response_id: str,
+        created_at: int,
+        *,
+        store: bool,
+        namespaces: dict[str, str] | None = None,
+    ) -> None:
         self.request = request
         self.id = response_id
         self.created_at = created_at
         self.store = store
+        self.namespaces = namespaces or {}  # tool name -> its namespace
 
     def response(
         self,
@@ -196,7 +216,7 @@ class ResponseShape:
         choice = completion["choices"][0]
         return self.response(
             "completed",
-            output_items(choice, ids, search),
+            output_items(choice, ids, search, self.namespaces),
             usage=response_usage(completion["usage"]),
             finish_reason=choice.get("finish_reason"),
             service_tier=completion.get("service_tier") or "default",

@@ -20,7 +20,7 @@ from chatport.service.chat import ChatService, Meter, QueuedChat
 from chatport.service.checks import check_metadata, check_storable
 from chatport.service.responses.events import Event, ResponseEvents
 from chatport.service.responses.output import ItemIds, ResponseShape, Search, assistant_turn
-from chatport.service.responses.translate import Origins, chat_body, input_messages
+from chatport.service.responses.translate import Origins, chat_body, input_messages, namespaces
 from chatport.service.run import ChatRun
 from chatport.service.stored import list_object, optional, parse_limit, reachable
 from chatport.store.completions import Order, UnknownCursor
@@ -87,7 +87,7 @@ class ResponsesService:
             queued = await self.chat.submit(await self.chat.prepare(chat, project), project, meter)
         except APIError as exc:
             raise origins.rename(exc) from None
-        shape = ResponseShape(request, rs.random_id("resp_", 48), int(time.time()), store=store)
+        shape = ResponseShape(request, rs.random_id("resp_", 48), int(time.time()), store=store, namespaces=namespaces(request))
         saver = _Saver(self.store, project, request, chat, origins) if store and self.store is not None else None
         if request.background and saver is not None:
             return BackgroundRun(queued, shape, saver, self._background)
@@ -271,7 +271,8 @@ class ResponseRun:
 
     async def stream(self) -> AsyncIterator[Event]:
         options = self._shape.request.stream_options
-        events = ResponseEvents(ItemIds(), obfuscate=not (options and options.include_obfuscation is False))
+        obfuscate = not (options and options.include_obfuscation is False)
+        events = ResponseEvents(ItemIds(), obfuscate=obfuscate, namespaces=self._shape.namespaces)
         yield events.event("response.created", response=self._shape.response("in_progress", []))
         yield events.event("response.in_progress", response=self._shape.response("in_progress", []))
         for event in events.searched(self._search) if self._search is not None else []:

@@ -34,6 +34,7 @@ from chatport.protocol.response_requests import (
     ItemReference,
     MessageItem,
     NamedTool,
+    NamespaceTool,
     OutputText,
     ReasoningItem,
     Refusal,
@@ -49,6 +50,7 @@ class Origins:
     input path (``input[2]``, ``input`` for a string)."""
 
     of_message: list[str] = field(default_factory=list)
+    of_tool: list[str] = field(default_factory=list)  # the chat body's tools[k], as the request's path
 
     _MESSAGE = re.compile(r"messages\[(\d+)\]")
     _RENAMES = (
@@ -84,7 +86,9 @@ class Origins:
             return "input"
         tool = re.match(r"tools\[(\d+)\]\.(function|custom)\.?(.*)", param)
         if tool is not None:
-            return f"tools[{tool.group(1)}]" + (f".{tool.group(3)}" if tool.group(3) else "")
+            index = int(tool.group(1))
+            path = self.of_tool[index] if index < len(self.of_tool) else f"tools[{index}]"
+            return path + (f".{tool.group(3)}" if tool.group(3) else "")
         for chat, ours in self._RENAMES:
             if param == chat or param.startswith(chat + ".") or param.startswith(chat + "["):
                 return ours + param[len(chat) :]
@@ -110,7 +114,7 @@ def chat_body(request: CreateResponseRequest, history: list[dict[str, Any]]) -> 
     if request.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True, "include_obfuscation": False}
-    _copy(request, body)
+    _copy(request, body, origins)
     return body, origins
 
 
@@ -238,7 +242,7 @@ _SAME_NAMES = (
 )
 
 
-def _copy(request: CreateResponseRequest, body: dict[str, Any]) -> None:
+def _copy(request: CreateResponseRequest, body: dict[str, Any], origins: Origins) -> None:
     """The sampling, tool and format options, under their chat names."""
     for name in _SAME_NAMES:
         value = getattr(request, name)
@@ -252,7 +256,7 @@ def _copy(request: CreateResponseRequest, body: dict[str, Any]) -> None:
     if request.reasoning is not None and request.reasoning.effort is not None:
         body["reasoning_effort"] = request.reasoning.effort
     _copy_text(request, body)
-    _copy_tools(request, body)
+    _copy_tools(request, body, origins)
 
 
 def _copy_text(request: CreateResponseRequest, body: dict[str, Any]) -> None:
@@ -268,9 +272,39 @@ def _copy_text(request: CreateResponseRequest, body: dict[str, Any]) -> None:
             body["response_format"] = {"type": "json_object"}
 
 
-def _copy_tools(request: CreateResponseRequest, body: dict[str, Any]) -> None:
+def namespaces(request: CreateResponseRequest) -> dict[str, str]:
+    """The namespace of each tool that is in one, by tool name."""
+    return {t.name: tool.name for tool in request.tools or [] if isinstance(tool, NamespaceTool) for t in tool.tools}
+
+
+def _flat_tools(request: CreateResponseRequest) -> list[tuple[str, Any]]:
+    """The tools with those of namespaces in their place (the chat path knows no
+    namespaces: a call's namespace is put back on its output item), each with its path."""
+    flat: list[tuple[str, Any]] = []
+    seen: set[str] = set()
+    for i, tool in enumerate(request.tools or []):
+        inner = (
+            [(f"tools[{i}].tools[{j}]", t) for j, t in enumerate(tool.tools)]
+            if isinstance(tool, NamespaceTool)
+            else [(f"tools[{i}]", tool)]
+        )
+        for path, one in inner:
+            name = getattr(one, "name", None)
+            if name is not None and name in seen:
+                raise InvalidRequestError(
+                    f"Invalid '{path}.name': another tool is already named '{name}'.", param=f"{path}.name", code="invalid_value"
+                )
+            if name is not None:
+                seen.add(name)
+            flat.append((path, one))
+    return flat
+
+
+def _copy_tools(request: CreateResponseRequest, body: dict[str, Any], origins: Origins) -> None:
     tools = []
-    for tool in request.tools or []:
+    for path, tool in _flat_tools(request):
+        if isinstance(tool, FunctionTool | CustomTool):
+            origins.of_tool.append(path)
         if isinstance(tool, FunctionTool):
             function: dict[str, Any] = {"name": tool.name}
             function |= {
