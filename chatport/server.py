@@ -27,6 +27,7 @@ from chatport.service.chat import ChatService
 from chatport.service.fetch import FetchPolicy, UrlFetcher
 from chatport.service.limits import RateLimiter
 from chatport.service.models import ModelRegistry, ServedModel
+from chatport.service.responses.conversations import ConversationsService
 from chatport.service.responses.service import ResponsesService
 from chatport.service.search.backends import backend_for
 from chatport.service.search.web import WebSearch
@@ -34,6 +35,7 @@ from chatport.service.services import Services
 from chatport.service.stored import StoredCompletions
 from chatport.store.audio import AudioAnswerStore
 from chatport.store.completions import CompletionStore
+from chatport.store.conversations import ConversationStore
 from chatport.store.counters import counters_for
 from chatport.store.database import Database, StoreUnavailable, database_at, redacted_url
 from chatport.store.keys import KeyStore
@@ -136,7 +138,11 @@ def build_app(
     services = Services(
         registry=registry,
         chat=chat,
-        responses=ResponsesService(chat, ResponseStore(database) if database is not None else None),
+        responses=ResponsesService(
+            chat,
+            ResponseStore(database) if database is not None else None,
+            ConversationsService(ConversationStore(database) if database is not None else None),
+        ),
         stored=stored,
         auth=Authenticator(
             list(auth.api_keys),

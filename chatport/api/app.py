@@ -15,7 +15,7 @@ from chatport.api.keys import KeyCheck
 from chatport.api.metrics import metrics_endpoint
 from chatport.api.middleware import DEFAULT_BODY_TIMEOUT, InFlight, RequestContextMiddleware
 from chatport.api.responses import OrjsonResponse
-from chatport.api.routes import audio, chat, models, responses, stored
+from chatport.api.routes import audio, chat, conversations, models, responses, stored
 from chatport.api.ui import ui_router
 from chatport.service.services import Services
 
@@ -56,7 +56,7 @@ def create_app(
 
     keys = KeyCheck(services)
     require_key = keys.for_api
-    for router in (chat.router, stored.router, responses.router, models.router, audio.router):
+    for router in (chat.router, stored.router, responses.router, conversations.router, models.router, audio.router):
         app.include_router(router, prefix="/v1", dependencies=[Depends(require_key)])
 
     @app.get("/health", include_in_schema=False)

@@ -357,3 +357,25 @@ class CreateResponseRequest(BaseModel):
     top_p: Probability | None = None
     truncation: Literal["auto", "disabled"] | None = None
     user: str | None = None
+
+
+# --- the Conversations API -------------------------------------------------------------
+
+
+class CreateConversationRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    items: Annotated[list[InputItem], Field(max_length=20)] | None = None
+    metadata: dict[str, str] | None = None
+
+
+class AddConversationItemsRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    items: Annotated[list[InputItem], Field(min_length=1, max_length=20)]
+
+
+class UpdateConversationRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    metadata: dict[str, str]

@@ -89,9 +89,10 @@ def optional(raw: str | None, param: str | None = None) -> str | None:
     return raw or None
 
 
-def parse_order(raw: str | None) -> Order:
+def parse_order(raw: str | None, default: Order = "asc") -> Order:
+    """``default``: stored completions list oldest first; response and conversation items newest first."""
     if raw is None:
-        return "asc"
+        return default
     if raw in _ORDERS:
         return _ORDERS[raw]
     raise InvalidRequestError(

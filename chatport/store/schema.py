@@ -112,3 +112,27 @@ class ResponseInputItem(Base):
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     item_id: Mapped[str] = mapped_column(String(64))
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Conversation(Base):
+    """A conversation of the Conversations API: its items are the history of the responses
+    that name it (``conversation``), each response's input and output appended as it ends."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_project_seq", "project_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON)
+
+
+class ConversationItem(Base):
+    __tablename__ = "conversation_items"
+    __table_args__ = (Index("ix_conversation_items_item", "conversation_seq", "item_id"),)
+
+    conversation_seq: Mapped[int] = mapped_column(ForeignKey("conversations.seq", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(64))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -152,7 +152,8 @@ def test_a_function_call_round_trip_continues_the_stored_conversation(sdk):
         ({"tools": [{**WEATHER, "parameters": {"type": "object", "properties": {"a": {"$ref": "#/no"}}}}]}, "tools", None),
         ({"background": True, "store": False}, "background", "invalid_value"),
         ({"background": True, "stream": True}, "stream", "unsupported_parameter"),
-        ({"conversation": "conv_1"}, "conversation", "unsupported_parameter"),
+        ({"conversation": "conv_nothing"}, "conversation", "not_found"),
+        ({"conversation": "conv_1", "previous_response_id": "resp_1"}, "conversation", "mutually_exclusive_parameters"),
         ({"model": "no-such-model"}, "model", "model_not_found"),
     ],
 )
@@ -203,6 +204,49 @@ def test_a_background_response_can_be_cancelled_and_frees_its_slot(projects, sdk
     with pytest.raises(openai.BadRequestError) as foreground:
         sdk.responses.cancel(ask(sdk).id)
     assert foreground.value.param == "response_id"
+
+
+def test_a_conversation_keeps_its_items_and_lends_them_to_its_responses(projects, sdk):
+    srv, _, key_b = projects
+    conversation = sdk.conversations.create(
+        items=[{"type": "message", "role": "user", "content": "My name is Ada."}], metadata={"topic": "names"}
+    )
+    assert conversation.id.startswith("conv_") and conversation.metadata == {"topic": "names"}
+    assert sdk.conversations.retrieve(conversation.id).created_at == conversation.created_at
+    assert sdk.conversations.update(conversation.id, metadata={"topic": "people"}).metadata == {"topic": "people"}
+
+    alone = ask(sdk, input="What is my name?", store=False)
+    first = ask(sdk, input="What is my name?", conversation=conversation.id)
+    assert first.conversation.id == conversation.id
+    assert first.usage.input_tokens > alone.usage.input_tokens, "the conversation's items are in the prompt"
+    items = sdk.conversations.items.list(conversation.id, order="asc").data
+    assert [i.type for i in items] == ["message", "message", "message"]
+    assert [i.role for i in items] == ["user", "user", "assistant"]
+    assert items[2].id == first.output[0].id and items[2].content[0].text == first.output_text
+
+    second = ask(sdk, input="And again?", conversation={"id": conversation.id})
+    assert second.usage.input_tokens > first.usage.input_tokens + first.usage.output_tokens
+    newest = sdk.conversations.items.list(conversation.id, limit=2)
+    assert [i.type for i in newest.data] == ["message", "message"] and newest.has_more
+    assert newest.data[0].id == second.output[0].id
+
+    added = sdk.conversations.items.create(conversation.id, items=[{"type": "message", "role": "user", "content": "Hi."}])
+    (item,) = added.data
+    assert sdk.conversations.items.retrieve(item.id, conversation_id=conversation.id).id == item.id
+    sdk.conversations.items.delete(item.id, conversation_id=conversation.id)
+    with pytest.raises(openai.NotFoundError):
+        sdk.conversations.items.retrieve(item.id, conversation_id=conversation.id)
+
+    other = OpenAI(base_url=srv.api, api_key=key_b, max_retries=0, timeout=120)
+    with pytest.raises(openai.NotFoundError):
+        other.conversations.retrieve(conversation.id)
+    with pytest.raises(openai.NotFoundError):
+        ask(other, conversation=conversation.id)
+
+    deleted = sdk.conversations.delete(conversation.id)
+    assert deleted.deleted and deleted.id == conversation.id
+    with pytest.raises(openai.NotFoundError):
+        sdk.conversations.retrieve(conversation.id)
 
 
 def test_an_unknown_argument_is_named(projects):

@@ -9,7 +9,7 @@ import pytest
 from chatport.protocol.errors import InvalidRequestError
 from chatport.protocol.response_requests import CreateResponseRequest
 from chatport.protocol.validation import validate
-from chatport.service.responses.translate import Origins, chat_body, input_messages, namespaces
+from chatport.service.responses.translate import Origins, chat_body, input_messages, items_to_messages, namespaces
 
 
 def body_of(history=None, **fields):
@@ -121,7 +121,6 @@ def test_web_search_becomes_web_search_options():
 @pytest.mark.parametrize(
     ("fields", "param"),
     [
-        ({"input": "x", "conversation": "conv_1"}, "conversation"),
         ({"input": "x", "truncation": "auto"}, "truncation"),
         ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].id"),
         ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file_1"}]}]}, "input[0].content[0].file_id"),
@@ -178,3 +177,30 @@ def test_namespaced_tools_are_flattened_and_their_errors_keep_their_path():
 def test_codexs_client_metadata_is_taken():
     body, _ = body_of(input="x", client_metadata={"session_id": "s"})
     assert "client_metadata" not in body
+
+
+def test_a_conversations_items_become_its_history():
+    items = [
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "Hi."}],
+            "status": "completed",
+        },
+        {"id": "ws_1", "type": "web_search_call", "status": "completed", "action": {"type": "search", "query": "q"}},
+        {"id": "fc_1", "type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}", "status": "completed"},
+        {"id": "fco_1", "type": "function_call_output", "call_id": "c1", "output": "1"},
+        {
+            "id": "msg_2",
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": "One.", "annotations": [], "logprobs": []}],
+        },
+    ]
+    messages = items_to_messages(items)
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    assert messages[1]["tool_calls"][0]["id"] == "c1" and messages[3]["content"] == [{"type": "text", "text": "One."}]
+    body, _ = body_of(messages, input="And?")
+    assert body["messages"][-1] == {"role": "user", "content": "And?"}

@@ -206,6 +206,7 @@ class ResponseShape:
             "top_p": request.top_p if request.top_p is not None else 1.0,
             "truncation": request.truncation or "disabled",
             "metadata": request.metadata or {},
+            "conversation": {"id": _conversation(request.conversation)} if request.conversation is not None else None,
             # The spec allows no null for these: usage comes once counted, user (deprecated) when given.
             **({"usage": usage} if usage is not None else {}),
             **({"user": request.user} if request.user is not None else {}),
@@ -221,6 +222,10 @@ class ResponseShape:
             finish_reason=choice.get("finish_reason"),
             service_tier=completion.get("service_tier") or "default",
         )
+
+
+def _conversation(conversation: str | dict[str, Any]) -> Any:
+    return conversation if isinstance(conversation, str) else conversation.get("id")
 
 
 def _dumped(value: Any) -> Any:

@@ -13,30 +13,22 @@ from typing import Any
 
 from chatport.protocol import responses as rs
 from chatport.protocol.errors import APIError, InvalidRequestError, not_found_error, unsupported_parameter
-from chatport.protocol.response_requests import CreateResponseRequest, MessageItem
+from chatport.protocol.response_requests import CreateResponseRequest
 from chatport.protocol.validation import validate
 from chatport.service.bounds import check_sizes
 from chatport.service.chat import ChatService, Meter, QueuedChat
 from chatport.service.checks import check_metadata, check_storable
+from chatport.service.responses.conversations import ConversationsService
 from chatport.service.responses.events import Event, ResponseEvents
+from chatport.service.responses.items import text_item, with_ids
 from chatport.service.responses.output import ItemIds, ResponseShape, Search, assistant_turn
-from chatport.service.responses.translate import Origins, chat_body, input_messages, namespaces
+from chatport.service.responses.translate import Origins, chat_body, input_messages, items_to_messages, namespaces
 from chatport.service.run import ChatRun
-from chatport.service.stored import list_object, optional, parse_limit, reachable
-from chatport.store.completions import Order, UnknownCursor
+from chatport.service.stored import list_object, optional, parse_limit, parse_order, reachable
+from chatport.store.completions import UnknownCursor
 from chatport.store.responses import ResponseStore
 
 log = logging.getLogger("chatport.service")
-
-# Input items get ids as OpenAI gives them, by type.
-_INPUT_PREFIXES = {
-    "message": "msg_",
-    "function_call": "fc_",
-    "function_call_output": "fco_",
-    "custom_tool_call": "ctc_",
-    "custom_tool_call_output": "ctco_",
-    "reasoning": "rs_",
-}
 
 
 def not_found(response_id: str) -> InvalidRequestError:
@@ -44,9 +36,10 @@ def not_found(response_id: str) -> InvalidRequestError:
 
 
 class ResponsesService:
-    def __init__(self, chat: ChatService, store: ResponseStore | None) -> None:
+    def __init__(self, chat: ChatService, store: ResponseStore | None, conversations: ConversationsService | None = None) -> None:
         self.chat = chat
         self.store = store
+        self.conversations = conversations or ConversationsService(None)
         self._background: dict[str, asyncio.Task[None]] = {}  # background responses still running, by id
 
     async def stop(self) -> None:
@@ -81,14 +74,25 @@ class ResponsesService:
             )
         if request.background and request.stream:
             raise unsupported_parameter("stream", "with background by this server yet: poll the response instead")
-        history = await self._history(project, request.previous_response_id)
-        chat, origins = chat_body(request, history)
+        conversation = _conversation_id(request.conversation)
+        if conversation is not None and request.previous_response_id is not None:
+            raise InvalidRequestError(
+                "Mutually exclusive parameters: Ensure you are only providing one of: 'previous_response_id' or 'conversation'.",
+                param="conversation",
+                code="mutually_exclusive_parameters",
+            )
+        if conversation is not None:
+            history = items_to_messages(await self.conversations.history(project, conversation))
+            chat, origins = chat_body(request, history, "conversation")
+        else:
+            chat, origins = chat_body(request, await self._history(project, request.previous_response_id))
         try:
             queued = await self.chat.submit(await self.chat.prepare(chat, project), project, meter)
         except APIError as exc:
             raise origins.rename(exc) from None
         shape = ResponseShape(request, rs.random_id("resp_", 48), int(time.time()), store=store, namespaces=namespaces(request))
-        saver = _Saver(self.store, project, request, chat, origins) if store and self.store is not None else None
+        keep = (self.conversations, conversation) if conversation is not None else None
+        saver = _Saver(self.store if store else None, keep, project, request, chat, origins) if store or keep else None
         if request.background and saver is not None:
             return BackgroundRun(queued, shape, saver, self._background)
         try:
@@ -161,7 +165,7 @@ class ResponsesService:
     async def input_items(self, project: str, response_id: str, query: list[tuple[str, str]]) -> dict[str, Any]:
         params = dict(query)
         limit = parse_limit(optional(params.get("limit")))
-        order = _order(optional(params.get("order")))
+        order = parse_order(optional(params.get("order")), "desc")
         check_storable(response_id, "response_id")
         after = optional(params.get("after"), "after")
         try:
@@ -178,60 +182,68 @@ class ResponsesService:
         return list_object(page)
 
 
-def _order(raw: str | None) -> Order:
-    """Input items come newest first unless asked otherwise, as OpenAI lists them."""
-    if raw is None or raw == "desc":
-        return "desc"
-    if raw == "asc":
-        return "asc"
-    raise InvalidRequestError(
-        f"Invalid value: '{raw}'. Supported values are: 'asc' and 'desc'.", param="order", code="invalid_value"
-    )
+def _conversation_id(conversation: str | dict[str, Any] | None) -> str | None:
+    if conversation is None or isinstance(conversation, str):
+        return conversation
+    found = conversation.get("id")
+    if not isinstance(found, str):
+        raise InvalidRequestError(
+            "Missing required parameter: 'conversation.id'.", param="conversation.id", code="missing_required_parameter"
+        )
+    return found
 
 
 class _Saver:
-    """Keeps a finished response (store: true) with the conversation it closes."""
+    """Keeps a finished response: in the store (store: true) with the conversation it
+    closes in chat form, and its input and output items in its ``conversation``, if it names one."""
 
     def __init__(
-        self, store: ResponseStore, project: str, request: CreateResponseRequest, chat: dict[str, Any], origins: Origins
+        self,
+        store: ResponseStore | None,
+        conversation: tuple[ConversationsService, str] | None,
+        project: str,
+        request: CreateResponseRequest,
+        chat: dict[str, Any],
+        origins: Origins,
     ) -> None:
         self._store = store
+        self._conversation = conversation
         self._project = project
-        self._request = request
-        self._conversation = input_messages(chat, origins)
+        self._items = input_items(request)  # given their ids once
+        self._messages = input_messages(chat, origins)
+
+    def _closed(self, completion: dict[str, Any] | None) -> list[dict[str, Any]]:
+        return [*self._messages, assistant_turn(completion["choices"][0])] if completion is not None else []
 
     async def save(self, response: dict[str, Any], completion: dict[str, Any]) -> None:
-        conversation = [*self._conversation, assistant_turn(completion["choices"][0])]
-        with reachable():
-            await self._store.save(self._project, response, conversation, input_items(self._request))
+        if self._store is not None:
+            with reachable():
+                await self._store.save(self._project, response, self._closed(completion), self._items)
+        await self._append(response)
 
     async def start(self, response: dict[str, Any]) -> None:
         """A background response's first state (queued), with its input items."""
-        with reachable():
-            await self._store.save(self._project, response, [], input_items(self._request))
+        if self._store is not None:
+            with reachable():
+                await self._store.save(self._project, response, [], self._items)
 
     async def update(self, response: dict[str, Any], completion: dict[str, Any] | None = None) -> None:
-        conversation = [*self._conversation, assistant_turn(completion["choices"][0])] if completion is not None else []
-        with reachable():
-            await self._store.update(self._project, response, conversation)
+        """A background response's new state; with its completion, its last."""
+        if self._store is not None:
+            with reachable():
+                await self._store.update(self._project, response, self._closed(completion))
+        if completion is not None:
+            await self._append(response)
+
+    async def _append(self, response: dict[str, Any]) -> None:
+        if self._conversation is not None:
+            conversations, conversation_id = self._conversation
+            await conversations.append(self._project, conversation_id, [*self._items, *response["output"]])
 
 
 def input_items(request: CreateResponseRequest) -> list[dict[str, Any]]:
     """The request's input as the items input_items lists, each with an id."""
-    if isinstance(request.input, str):
-        text = {"type": "input_text", "text": request.input}
-        return [{"id": rs.random_id("msg_", 48), "type": "message", "role": "user", "content": [text], "status": "completed"}]
-    items = []
-    for item in request.input or []:
-        dumped = item.model_dump(by_alias=True, exclude_none=True)
-        if isinstance(item, MessageItem):
-            if isinstance(item.content, str):
-                kind = "output_text" if item.role == "assistant" else "input_text"
-                dumped["content"] = [{"type": kind, "text": item.content}]
-            dumped["status"] = "completed"
-        dumped["id"] = item.id or rs.random_id(_INPUT_PREFIXES.get(dumped["type"], "item_"), 48)
-        items.append(dumped)
-    return items
+    return [text_item(request.input)] if isinstance(request.input, str) else with_ids(request.input or [])
 
 
 class ResponseRun:

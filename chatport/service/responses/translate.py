@@ -95,9 +95,12 @@ class Origins:
         return param
 
 
-def chat_body(request: CreateResponseRequest, history: list[dict[str, Any]]) -> tuple[dict[str, Any], Origins]:
+def chat_body(
+    request: CreateResponseRequest, history: list[dict[str, Any]], history_origin: str = "previous_response_id"
+) -> tuple[dict[str, Any], Origins]:
     """The chat completion request a Responses request asks for; ``history``: the chat
-    messages of the response it continues (``previous_response_id``)."""
+    messages of the response it continues (``previous_response_id``) or of its
+    ``conversation`` (``history_origin`` says which)."""
     _refuse_unsupported(request)
     origins = Origins()
     messages: list[dict[str, Any]] = []
@@ -106,7 +109,7 @@ def chat_body(request: CreateResponseRequest, history: list[dict[str, Any]]) -> 
         origins.of_message.append("instructions")
     for message in history:
         messages.append(message)
-        origins.of_message.append("previous_response_id")
+        origins.of_message.append(history_origin)
     conversation_start = len(messages)
     _append_input(request, messages, origins)
     _check_outputs_have_calls(messages, origins, conversation_start)
@@ -118,6 +121,21 @@ def chat_body(request: CreateResponseRequest, history: list[dict[str, Any]]) -> 
     return body, origins
 
 
+def items_to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A conversation's stored items (input and output items alike) as chat messages;
+    items that were no turn of the model's (a web search call) are left out."""
+    turns = [item for item in items if item.get("type", "message") in _TURN_ITEMS]
+    request = CreateResponseRequest.model_validate({"model": "-", "input": turns})
+    messages: list[dict[str, Any]] = []
+    _append_input(request, messages, Origins())
+    return messages
+
+
+_TURN_ITEMS = frozenset(
+    {"message", "function_call", "function_call_output", "custom_tool_call", "custom_tool_call_output", "reasoning"}
+)
+
+
 def input_messages(body: dict[str, Any], origins: Origins) -> list[dict[str, Any]]:
     """The conversation a response continues with: the chat messages without instructions."""
     return [m for m, origin in zip(body["messages"], origins.of_message, strict=True) if origin != "instructions"]
@@ -126,8 +144,6 @@ def input_messages(body: dict[str, Any], origins: Origins) -> list[dict[str, Any
 def _refuse_unsupported(request: CreateResponseRequest) -> None:
     if request.context_management is not None:
         raise unsupported_parameter("context_management", "by this server yet")
-    if request.conversation is not None:
-        raise unsupported_parameter("conversation", "by this server yet: use previous_response_id")
     if request.prompt is not None:
         raise unsupported_parameter("prompt", "by this server: prompt templates live in OpenAI's dashboard")
     if request.truncation == "auto":
