@@ -107,6 +107,9 @@ class ServeConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     drop_params: frozenset[str] = frozenset()
+    # What a request that sends no temperature / top_p samples with (None: OpenAI's 1).
+    default_temperature: float | None = None
+    default_top_p: float | None = None
     reasoning_format: str = "reasoning_content"
     allow_private_urls: bool = False
     web_search: WebSearchConfig = field(default_factory=WebSearchConfig)
@@ -130,6 +133,10 @@ class ServeConfig:
                 "--drop-params",
                 f"{', '.join(sorted(unknown))} cannot be dropped; these can: {', '.join(sorted(DROPPABLE))}",
             )
+        if self.default_temperature is not None and not 0 <= self.default_temperature <= 2:
+            raise ConfigError("--temperature", "takes 0 to 2, as a request's temperature")
+        if self.default_top_p is not None and not 0 <= self.default_top_p <= 1:
+            raise ConfigError("--top-p", "takes 0 to 1, as a request's top_p")
         if not (self.limits == "memory" or self.limits.startswith(LIMIT_SCHEMES[1:])):
             raise ConfigError("--limits", f"unsupported --limits {self.limits!r}: use memory or redis://HOST:PORT/DB")
         if self.store is not None:

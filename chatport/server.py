@@ -23,7 +23,7 @@ from chatport.engine.llama import ModelLoadError
 from chatport.replicas.scale import Scale
 from chatport.service.audio import AudioService
 from chatport.service.auth import Authenticator, AuthMode
-from chatport.service.chat import ChatService
+from chatport.service.chat import ChatService, SamplingDefaults
 from chatport.service.fetch import FetchPolicy, UrlFetcher
 from chatport.service.limits import RateLimiter
 from chatport.service.models import ModelRegistry, ServedModel
@@ -134,6 +134,7 @@ def build_app(
         fetcher=_fetcher(config),
         audio=audio,
         search=search,
+        sampling=SamplingDefaults(config.default_temperature, config.default_top_p),
     )
     services = Services(
         registry=registry,

@@ -174,6 +174,14 @@ def serve(
             "or none (counted in usage, its text not returned, as OpenAI does).",
         ),
     ] = "reasoning_content",
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            help="The temperature of requests that send none (default: OpenAI's 1). For clients that never send one "
+            "(the Codex CLI) on a model that wants a lower one.",
+        ),
+    ] = None,
+    top_p: Annotated[float | None, typer.Option(help="The top_p of requests that send none (default: OpenAI's 1).")] = None,
     drop_params: Annotated[
         list[str],
         typer.Option(
@@ -227,6 +235,8 @@ def serve(
             audio=AudioConfig(stt_model=stt_model, input=not no_audio_input, voices=pairs(voice, "--voice", "NAME=PATH.onnx")),
             ray=RayConfig(enabled=ray, replicas=replicas, autoscale=autoscale, address=ray_address),
             drop_params=frozenset(n.strip() for v in drop_params for n in v.split(",") if n.strip()),
+            default_temperature=temperature,
+            default_top_p=top_p,
             reasoning_format=reasoning_format,
             allow_private_urls=allow_private_urls,
             web_search=WebSearchConfig(web_search, web_search_queries, web_search_timeout),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chatport.protocol import responses as rs
@@ -25,6 +26,22 @@ from chatport.service.search.queries import QueryWriter
 from chatport.service.search.web import SearchContext, WebSearch
 from chatport.service.stored import StoredCompletions, required
 from chatport.service.workers import WorkerPools
+
+
+@dataclass(frozen=True)
+class SamplingDefaults:
+    """The operator's sampling for requests that send none (``chatport serve --temperature/--top-p``)."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+
+    def applied(self, request: ChatCompletionRequest) -> ChatCompletionRequest:
+        update: dict[str, float] = {}
+        if request.temperature is None and self.temperature is not None:
+            update["temperature"] = self.temperature
+        if request.top_p is None and self.top_p is not None:
+            update["top_p"] = self.top_p
+        return request.model_copy(update=update) if update else request
 
 
 class Meter(Protocol):
@@ -50,12 +67,15 @@ class ChatService:
         fetcher: UrlFetcher | None = None,
         audio: AudioService | None = None,
         search: WebSearch | None = None,
+        sampling: SamplingDefaults | None = None,
     ) -> None:
         """``show_reasoning`` False (--reasoning-format none): reasoning is counted in usage
         but its text is not returned, as OpenAI's reasoning models do. ``fetcher``: how
         image URLs are downloaded (its policy says which addresses may be). ``search``:
-        the engine that answers ``web_search_options`` (None: they are refused)."""
+        the engine that answers ``web_search_options`` (None: they are refused).
+        ``sampling``: what a request that sends no temperature or top_p gets."""
         self.search = search
+        self.sampling = sampling or SamplingDefaults()
         self.fetcher = fetcher or UrlFetcher()
         # Speech in and out (Whisper, Piper); without models, audio is refused by name.
         self.audio = audio or AudioService(None, None)
@@ -100,6 +120,7 @@ class ChatService:
         # A model that reasons takes reasoning_effort: dropped only where it would be refused.
         drop = self.drop - {"reasoning_effort"} if model.reasoning is not None else self.drop
         request, dropped = drop_params(request, drop)
+        request = self.sampling.applied(request)
         check_request(
             request,
             max_choices=model.capabilities.max_choices,

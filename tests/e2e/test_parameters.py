@@ -125,3 +125,30 @@ def test_prefix_of_a_repeated_prompt_is_reused(server, client):
     assert exactly == again.usage.prompt_tokens - 1 > 200
     # Reported as OpenAI reports it: in whole blocks of 128 tokens.
     assert again.usage.prompt_tokens_details.cached_tokens == exactly // 128 * 128
+
+
+def test_the_servers_sampling_defaults_hold_where_a_request_sends_none(tmp_path):
+    """``chatport serve --temperature 0 --top-p 0.5``: a request without temperature is
+    greedy (the same answer as temperature 0, every time, with any seed), one that sends
+    its own keeps it, and the Responses API echoes what was used."""
+    from openai import OpenAI
+
+    from tests.conftest import MODEL, start_server, stop_server
+
+    srv = start_server(str(tmp_path), "--temperature", "0", "--top-p", "0.5")
+    try:
+        client = OpenAI(base_url=srv.api, api_key="unused", max_retries=0, timeout=120)
+        story = [{"role": "user", "content": "Tell me a story about a fox."}]
+
+        def answer(**extra) -> str:
+            done = client.chat.completions.create(model=MODEL, messages=story, max_tokens=24, **extra)
+            return done.choices[0].message.content or ""
+
+        answer(temperature=0)  # the prompt cached first, so that every answer compared is computed alike
+        greedy = answer(temperature=0)
+        assert [answer(seed=s) for s in (1, 2, 3)] == [greedy] * 3
+        assert len({answer(temperature=2, top_p=1, seed=s) for s in (1, 2, 3)}) > 1, "a request's own sampling is kept"
+        echoed = client.responses.create(model=MODEL, input="Hi.", max_output_tokens=16, store=False)
+        assert (echoed.temperature, echoed.top_p) == (0, 0.5)
+    finally:
+        stop_server(srv)

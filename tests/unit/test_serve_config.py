@@ -58,6 +58,8 @@ def test_the_defaults_serve():
         (ServeConfig(http=HttpConfig(drain_seconds=-1)), "--drain-seconds", "0 or more"),
         (ServeConfig(http=HttpConfig(trusted_proxies=("not an address",))), "--trusted-proxy", "an address or a network"),
         (ServeConfig(reasoning_format="think"), "--reasoning-format", "reasoning_content or none"),
+        (ServeConfig(default_temperature=2.5), "--temperature", "0 to 2"),
+        (ServeConfig(default_top_p=-0.1), "--top-p", "0 to 1"),
         (ServeConfig(drop_params=frozenset({"temperature"})), "--drop-params", "temperature cannot be dropped"),
         (ServeConfig(limits="postgresql://x"), "--limits", "memory or redis://"),
         (ServeConfig(store="mysql://x"), "--store", "not a database URL"),

@@ -151,8 +151,10 @@ class ResponseShape:
         *,
         store: bool,
         namespaces: dict[str, str] | None = None,
+        sampling: tuple[float | None, float | None] = (None, None),
     ) -> None:
         self.request = request
+        self.temperature, self.top_p = sampling  # as sampled: the request's, or the server's default
         self.id = response_id
         self.created_at = created_at
         self.store = store
@@ -198,12 +200,12 @@ class ResponseShape:
             "safety_identifier": request.safety_identifier,
             "service_tier": service_tier,
             "store": self.store,
-            "temperature": request.temperature if request.temperature is not None else 1.0,
+            "temperature": _first(request.temperature, self.temperature, 1.0),
             "text": {"format": {"type": "text"}, "verbosity": "medium", **text},
             "tool_choice": _dumped(request.tool_choice) if request.tool_choice is not None else "auto",
             "tools": [_tool(t) for t in request.tools or []],
             "top_logprobs": request.top_logprobs or 0,
-            "top_p": request.top_p if request.top_p is not None else 1.0,
+            "top_p": _first(request.top_p, self.top_p, 1.0),
             "truncation": request.truncation or "disabled",
             "metadata": request.metadata or {},
             "conversation": {"id": _conversation(request.conversation)} if request.conversation is not None else None,
@@ -222,6 +224,10 @@ class ResponseShape:
             finish_reason=choice.get("finish_reason"),
             service_tier=completion.get("service_tier") or "default",
         )
+
+
+def _first(*values: float | None) -> float | None:
+    return next((v for v in values if v is not None), None)
 
 
 def _conversation(conversation: str | dict[str, Any]) -> Any:

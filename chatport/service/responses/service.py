@@ -87,10 +87,19 @@ class ResponsesService:
         else:
             chat, origins = chat_body(request, await self._history(project, request.previous_response_id))
         try:
-            queued = await self.chat.submit(await self.chat.prepare(chat, project), project, meter)
+            prepared = await self.chat.prepare(chat, project)
+            queued = await self.chat.submit(prepared, project, meter)
         except APIError as exc:
             raise origins.rename(exc) from None
-        shape = ResponseShape(request, rs.random_id("resp_", 48), int(time.time()), store=store, namespaces=namespaces(request))
+        sampled = prepared.request  # with the server's defaults where the request sent none
+        shape = ResponseShape(
+            request,
+            rs.random_id("resp_", 48),
+            int(time.time()),
+            store=store,
+            namespaces=namespaces(request),
+            sampling=(sampled.temperature, sampled.top_p),
+        )
         keep = (self.conversations, conversation) if conversation is not None else None
         saver = _Saver(self.store if store else None, keep, project, request, chat, origins) if store or keep else None
         if request.background and saver is not None:
