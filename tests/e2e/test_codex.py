@@ -52,7 +52,7 @@ def test_codex_exec_finishes_a_one_file_task(coder, tmp_path):
         f'base_url = "{coder.api}"\n'
         'wire_api = "responses"\n'
     )
-    task = "Create a file hello.txt containing the word hello."
+    task = "Run the shell command: echo hello > hello.txt"
     ran = subprocess.run(
         [codex, "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", task],
         cwd=work,

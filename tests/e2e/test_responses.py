@@ -249,6 +249,20 @@ def test_a_conversation_keeps_its_items_and_lends_them_to_its_responses(projects
         sdk.conversations.retrieve(conversation.id)
 
 
+def test_truncation_auto_drops_the_oldest_turns_until_the_input_fits(sdk):
+    filler = "The sea was calm and the boats were out. " * 30  # about 300 tokens a turn
+    turns = []
+    for i in range(8):
+        turns += [{"role": "user", "content": f"Turn {i}. {filler}"}, {"role": "assistant", "content": f"Noted {i}."}]
+    turns.append({"role": "user", "content": "Which turn came last?"})
+    with pytest.raises(openai.BadRequestError) as too_long:
+        ask(sdk, input=turns, instructions="Be brief.")
+    assert too_long.value.code == "context_length_exceeded" and too_long.value.param == "input"
+    fitted = ask(sdk, input=turns, instructions="Be brief.", truncation="auto")
+    assert fitted.truncation == "auto" and fitted.output_text
+    assert 1000 < fitted.usage.input_tokens + 24 <= 2048, "as many of the newest turns as fit (the server's context: 2048)"
+
+
 def test_an_unknown_argument_is_named(projects):
     srv, key_a, _ = projects
     reply = httpx.post(

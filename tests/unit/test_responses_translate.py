@@ -121,7 +121,6 @@ def test_web_search_becomes_web_search_options():
 @pytest.mark.parametrize(
     ("fields", "param"),
     [
-        ({"input": "x", "truncation": "auto"}, "truncation"),
         ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].id"),
         ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file_1"}]}]}, "input[0].content[0].file_id"),
         ({}, "input"),

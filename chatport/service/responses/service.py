@@ -23,7 +23,7 @@ from chatport.service.responses.events import Event, ResponseEvents
 from chatport.service.responses.items import text_item, with_ids
 from chatport.service.responses.output import ItemIds, ResponseShape, Search, assistant_turn
 from chatport.service.responses.translate import Origins, chat_body, input_messages, items_to_messages, namespaces
-from chatport.service.run import ChatRun
+from chatport.service.run import ChatRun, PreparedChat
 from chatport.service.stored import list_object, optional, parse_limit, parse_order, reachable
 from chatport.store.completions import UnknownCursor
 from chatport.store.responses import ResponseStore
@@ -87,7 +87,10 @@ class ResponsesService:
         else:
             chat, origins = chat_body(request, await self._history(project, request.previous_response_id))
         try:
-            prepared = await self.chat.prepare(chat, project)
+            if request.truncation == "auto":
+                prepared, chat, origins = await self._fitted(chat, origins, project)
+            else:
+                prepared = await self.chat.prepare(chat, project)
             queued = await self.chat.submit(prepared, project, meter)
         except APIError as exc:
             raise origins.rename(exc) from None
@@ -109,6 +112,38 @@ class ResponsesService:
         except APIError as exc:
             raise origins.rename(exc) from None
         return ResponseRun(run, shape, saver)
+
+    async def _fitted(self, chat: dict[str, Any], origins: Origins, project: str) -> tuple[PreparedChat, dict[str, Any], Origins]:
+        """``truncation: "auto"``: the conversation without as few of its oldest turns as
+        makes it fit the context (cut only where a user turn begins, so that no tool output
+        loses its call; instructions and the last turn always stay), found by bisection over
+        those cuts: a few prompt renders, not one per turn."""
+        try:
+            return await self.chat.prepare(chat, project), chat, origins
+        except InvalidRequestError as exc:
+            if exc.code != "context_length_exceeded":
+                raise
+            too_long = exc
+        messages, kept = chat["messages"], origins.of_message
+        first = 1 if kept and kept[0] == "instructions" else 0
+        cuts = [i for i in range(first + 1, len(messages) - 1) if messages[i]["role"] == "user"]
+        best: tuple[PreparedChat, dict[str, Any], Origins] | None = None
+        low, high = 0, len(cuts) - 1
+        while low <= high:
+            middle = (low + high) // 2
+            cut = cuts[middle]
+            body = {**chat, "messages": messages[:first] + messages[cut:]}
+            trimmed = Origins(kept[:first] + kept[cut:], origins.of_tool)
+            try:
+                best = (await self.chat.prepare(body, project), body, trimmed)
+                high = middle - 1  # it fits: try keeping more
+            except InvalidRequestError as exc:
+                if exc.code != "context_length_exceeded":
+                    raise
+                low = middle + 1
+        if best is None:
+            raise too_long
+        return best
 
     async def _history(self, project: str, previous: str | None) -> list[dict[str, Any]]:
         if previous is None:

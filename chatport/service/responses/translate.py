@@ -146,8 +146,6 @@ def _refuse_unsupported(request: CreateResponseRequest) -> None:
         raise unsupported_parameter("context_management", "by this server yet")
     if request.prompt is not None:
         raise unsupported_parameter("prompt", "by this server: prompt templates live in OpenAI's dashboard")
-    if request.truncation == "auto":
-        raise unsupported_parameter("truncation", "with the value 'auto' by this server yet")
     if request.input is None:
         raise InvalidRequestError("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
 
