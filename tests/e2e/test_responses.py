@@ -116,7 +116,14 @@ def test_parse_reads_a_pydantic_model(sdk):
 
 
 def test_a_function_call_round_trip_continues_the_stored_conversation(sdk):
-    first = ask(sdk, input="What is the weather in Paris?", tools=[WEATHER], tool_choice="required", max_output_tokens=None)
+    first = ask(
+        sdk,
+        input="What is the weather in Paris?",
+        tools=[WEATHER],
+        tool_choice="required",
+        parallel_tool_calls=False,  # one call, whose output the next request gives
+        max_output_tokens=None,
+    )
     (call,) = [o for o in first.output if o.type == "function_call"]
     assert call.name == "get_weather" and call.call_id and call.id.startswith("fc_")
     assert isinstance(call.arguments, str) and "city" in call.arguments
@@ -375,9 +382,11 @@ class Person(BaseModel):
     age: int
 parsed = client.responses.parse(model=model, input="Alice is 30 years old. Extract her.", text_format=Person, temperature=0)
 weather = json.loads(os.environ["CHATPORT_TOOL"])
-first = client.responses.create(model=model, input="What is the weather in Paris?", tools=[weather], tool_choice="required")
+first = client.responses.create(model=model, input="What is the weather in Paris?", tools=[weather], tool_choice="required",
+    parallel_tool_calls=False, temperature=0)
 call = next(o for o in first.output if o.type == "function_call")
 second = client.responses.create(model=model, previous_response_id=first.id, tools=[weather], tool_choice="none", max_output_tokens=40,
+    temperature=0,
     input=[{"type": "function_call_output", "call_id": call.call_id, "output": "22 degrees and sunny"}])
 items = [i.type for i in client.responses.input_items.list(second.id)]
 client.responses.delete(made.id)
@@ -419,7 +428,7 @@ def check_node_report(report: dict) -> None:
     assert report["created"]["text"] and report["retrieved"] == report["created"]["text"]
     assert report["items"] == ["Say hello."]
     stream = report["stream"]
-    assert stream["kinds"][0] == "response.created" and stream["kinds"][-1] == "response.completed"
+    assert stream["kinds"][0] == "response.created" and stream["kinds"][-1] in ("response.completed", "response.incomplete")
     assert stream["deltas"] == stream["text"]
     assert set(report["parsed"]) == {"name", "age"}
     assert report["call"]["name"] == "get_weather" and "city" in report["call"]["arguments"] and report["call"]["answered"]

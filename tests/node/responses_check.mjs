@@ -52,7 +52,14 @@ const tools = [
     strict: true,
   },
 ];
-const first = await client.responses.create({ model, input: "What is the weather in Paris?", tools, tool_choice: "required" });
+const first = await client.responses.create({
+  model,
+  input: "What is the weather in Paris?",
+  tools,
+  tool_choice: "required",
+  parallel_tool_calls: false, // one call, whose output the next request gives
+  temperature: 0,
+});
 const call = first.output.find((item) => item.type === "function_call");
 const second = await client.responses.create({
   model,
@@ -61,6 +68,7 @@ const second = await client.responses.create({
   tools,
   tool_choice: "none", // an answer now, in words
   max_output_tokens: 40,
+  temperature: 0,
 });
 report.call = { name: call.name, arguments: JSON.parse(call.arguments), answered: second.output_text.length > 0 };
 
