@@ -290,6 +290,14 @@ def input_items(request: CreateResponseRequest) -> list[dict[str, Any]]:
     return [text_item(request.input)] if isinstance(request.input, str) else with_ids(request.input or [])
 
 
+def search_of(chat: PreparedChat, request: CreateResponseRequest) -> Search | None:
+    """The web search that ran before the answer, as its output item shows it (None: none ran)."""
+    if chat.sources is None:
+        return None
+    wanted = "web_search_call.action.sources" in (request.include or [])
+    return Search(chat.search_queries, tuple(s.url for s in chat.sources), wanted)
+
+
 class ResponseRun:
     """One admitted response: read it whole (``complete``) or as events (``stream``), once."""
 
@@ -297,11 +305,7 @@ class ResponseRun:
         self._run = run
         self._shape = shape
         self._saver = saver
-        chat = run.chat
-        sources = chat.sources
-        wanted = "web_search_call.action.sources" in (shape.request.include or [])
-        urls = tuple(s.url for s in sources or ())
-        self._search = Search(chat.search_queries, urls, wanted) if sources is not None else None
+        self._search = search_of(run.chat, shape.request)
 
     @property
     def streams(self) -> bool:
@@ -398,9 +402,7 @@ class BackgroundRun:
             run = await self._queued.admitted()
             await saver.update(shape.response("in_progress", []))
             completion = await run.complete()
-            chat = run.chat
-            search = Search(chat.search_queries, tuple(s.url for s in chat.sources), False) if chat.sources is not None else None
-            await saver.update(shape.finished(completion, ItemIds(), search), completion)
+            await saver.update(shape.finished(completion, ItemIds(), search_of(run.chat, shape.request)), completion)
         except asyncio.CancelledError:
             self._queued.cancel()
             await _quietly(saver.update(shape.response("cancelled", [])))
