@@ -40,7 +40,8 @@ class EngineCollector(Collector):
         )
         drafts = CounterMetricFamily(
             "chatport_draft_tokens",
-            "Draft tokens verified, by source (prediction: the client's; context: the request's own) and outcome",
+            "Draft tokens verified, by source (prediction: the client's; context: the request's own; history: earlier "
+            "answers of its project) and outcome",
             labels=["model", "source", "outcome"],
         )
         # Engines run as replicas (chatport serve --ray): each one's health, load and share.

@@ -111,6 +111,14 @@ def serve(
             "auto never loses: docs/benchmarks.md): only a request's prediction drafts. The answer is the same.",
         ),
     ] = Speculation.OFF,
+    draft_history: Annotated[
+        int,
+        typer.Option(
+            help="With --speculation auto: tokens of earlier answers kept to draft from, for requests of the same "
+            "project only (each project its latest 32768 at most; 0: none).",
+            min=0,
+        ),
+    ] = 262_144,
     cache_ram: Annotated[
         int, typer.Option(help="MiB of host memory for prompt prefixes pushed out of their slot (0: none).")
     ] = 1024,
@@ -211,6 +219,7 @@ def serve(
                 threads=threads,
                 repack=repack,
                 speculation=speculation is Speculation.AUTO,
+                draft_history_tokens=draft_history,
                 cache_ram_mb=cache_ram,
                 cache_disk_mb=cache_disk,
                 cache_dir=cache_dir,

@@ -12,6 +12,7 @@ from chatport.engine.config import EngineConfig
 from chatport.engine.constraint import Constraint
 from chatport.engine.engine import Engine
 from chatport.engine.handle import RequestHandle
+from chatport.engine.history import AnswerHistory
 from chatport.engine.llama import LlamaModel, ModelLoadError
 from chatport.engine.prompt_cache import PromptCache
 from chatport.engine.vision import ProjectorError, Vision
@@ -58,6 +59,7 @@ class LlamaBackend:
             queue_timeout=config.queue_timeout,
             prompt_cache=self.prompt_cache,
             speculation=config.speculation,
+            history=AnswerHistory(total_tokens=config.draft_history_tokens) if config.draft_history_tokens else None,
         )
         self.engine.calibrate()
         self.engine.start()

@@ -18,3 +18,4 @@ class EngineConfig:
     cache_disk_mb: int = 4096  # prompt_cache_retention "24h" prefixes on disk (0: none)
     cache_dir: str | None = None  # where those go (default: the data directory)
     speculation: bool = False  # drafts from each request's context, where they pay (--speculation auto)
+    draft_history_tokens: int = 262_144  # earlier answers kept for drafts, all projects together (0: none)

@@ -21,6 +21,7 @@ import numpy.typing as npt
 from chatport.engine.batch import Entry, StepPlan, TokenBatch
 from chatport.engine.constraint import Constraint, step_masks
 from chatport.engine.handle import RequestHandle, deliver_step
+from chatport.engine.history import AnswerHistory
 from chatport.engine.prompt_cache import KVState, PromptCache
 from chatport.engine.sampler import TokenChoice, sample
 from chatport.engine.scheduler import Scheduler
@@ -127,9 +128,11 @@ class Engine:
         drafter: Drafter | None = None,
         prompt_cache: PromptCache | None = None,
         speculation: bool = False,
+        history: AnswerHistory | None = None,
     ) -> None:
         """``speculation``: draft from every request's own context where drafts pay
-        (``prediction`` drafts whenever a request sends one). ``drafter`` replaces both."""
+        (``prediction`` drafts whenever a request sends one), and from ``history``'s earlier
+        answers of the request's project when given. ``drafter`` replaces them all."""
         self.context = context
         self.prompt_cache = prompt_cache
         self.vocab = vocab
@@ -143,6 +146,7 @@ class Engine:
         self.counters = StepCounters()
         self._drafter = drafter
         self._speculation = speculation
+        self.history = history if speculation else None
         self.step_cost = StepCost()
         self._inbox: queue.SimpleQueue[RequestHandle] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -355,6 +359,8 @@ class Engine:
                     seq.rollback(len(seq.tokens) - (len(entry.picks) - at - 1))
                     self.scheduler.release(seq)
                     self._persist(seq)
+                    if self.history is not None:
+                        self.history.add(seq.handle.request.cache_scope, seq.tokens[seq.prompt_len :])
                     break
             if seq.phase is Phase.DECODE:
                 seq.draft = self._draft(seq, max(decoding, 1))
@@ -396,7 +402,7 @@ class Engine:
         if drafter is None or not seq.accepts_drafts:
             return []
         candidate = drafter.candidate()  # looked up even while paused: the rate goes on learning
-        seq.draft_source = "context"
+        seq.draft_source = drafter.source
         if not candidate or drafter.paused:
             return []
         return candidate[: draft_length(self.step_cost, rows, drafter.rate, len(candidate))]
@@ -441,7 +447,11 @@ class Engine:
     def _new_sequence(self, handle: RequestHandle, index: int, slot_id: int) -> Sequence:
         seq = Sequence(handle, index, slot_id, self.vocab, self.context_length)
         if self._speculation and seq.predictor is None:
-            seq.context_drafter = ContextDrafter(seq.tokens)
+            history = self.history
+            scope = handle.request.cache_scope
+            seq.context_drafter = ContextDrafter(
+                seq.tokens, None if history is None else lambda tokens: history.lookup(scope, tokens)
+            )
         return seq
 
     def _logprob(self, choice: TokenChoice) -> TokenLogprob | None:

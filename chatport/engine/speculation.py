@@ -1,10 +1,12 @@
-"""Speculation on every request: drafts from the request's own context, where they pay.
+"""Speculation on every request: drafts from the request's own context and its project's
+earlier answers, where they pay.
 
 Most output repeats its context: a code edit returns most of the file, a RAG answer quotes
 its sources, an agent's call repeats names and values from the tool results, a JSON answer
 repeats keys. ``ContextDrafter`` looks the sequence's last tokens up in everything it holds
 (the prompt and its own output so far) and proposes what followed their latest occurrence
-that agrees longest. The engine verifies drafts like any other, so the answer is exactly
+that agrees longest; with the project's earlier answers (engine/history.py), it weighs what
+they offer against that. The engine verifies drafts like any other, so the answer is exactly
 what sampling one token per step gives, only sooner when drafts are accepted.
 
 A draft is not free: on a CPU each row it adds lengthens the step (compute-bound small
@@ -16,15 +18,21 @@ the sequence's own acceptance rate; a draft that would cost more than it saves i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence as Tokens
 
-# A draft starts where the last _KEY tokens occurred before; a longer agreement before that
-# ranks the candidates (looked at up to _AGREE tokens back, among the _CANDIDATES latest).
-_KEY = 3
-_AGREE = 32
+# A sequence's tokens -> a continuation from earlier answers of its project and the tokens
+# that match agrees over (engine/history.py), or nothing.
+History = Callable[[list[int]], tuple[list[int], int]]
+SOURCES = ("context", "history")
+
+# A draft starts where the last KEY tokens occurred before; a longer agreement before that
+# ranks the candidates (looked at up to AGREE tokens back, among the CANDIDATES latest).
+KEY = 3
+AGREE = 32
 # Agreement classes, by the tokens a match agrees over before its key: 0-3, 4-15, 16+.
 AGREEMENT = (4, 16)
-_CANDIDATES = 8
+CANDIDATES = 8
 MAX_DRAFT = 63  # with the last token, the 64 rows of SPECULATION_ROWS
 # Acceptance starts as if one draft token of two had been taken; a sequence's own record
 # takes over after a few drafts.
@@ -106,8 +114,10 @@ def draft_length(cost: StepCost, rows: int, rate: float, available: int) -> int:
 
 
 class ContextDrafter:
-    """Drafts for one sequence from its own tokens (prompt and output), with its
-    acceptance rate. ``tokens`` is the sequence's list, read as it grows.
+    """Drafts for one sequence from its own tokens (prompt and output) and, given
+    ``history``, from earlier answers of its project, with its acceptance rate. ``tokens``
+    is the sequence's list, read as it grows. Of the two matches, the one whose kind
+    (source and agreement class) promises more accepted tokens by its record is drafted.
 
     The rate is learnt whether or not drafts are made: each lookup's continuation is
     checked against the tokens the sequence goes on to take, so a sequence that does not
@@ -117,15 +127,17 @@ class ContextDrafter:
     three-token match on a common phrase is a guess, a code edit's match that agrees over
     a whole line is nearly sure, and each is drafted at the length its own record pays for."""
 
-    def __init__(self, tokens: list[int]) -> None:
+    def __init__(self, tokens: list[int], history: History | None = None) -> None:
         self._tokens = tokens
+        self._history = history
         self._index: dict[tuple[int, ...], list[int]] = {}  # key -> positions just after it
-        self._indexed = _KEY - 1  # positions below this have their key in the index
-        self._taken = [_PRIOR_TAKEN] * (len(AGREEMENT) + 1)  # by agreement class
-        self._failed = [_PRIOR_FAILED] * (len(AGREEMENT) + 1)
+        self._indexed = KEY - 1  # positions below this have their key in the index
+        # By source and agreement class: what each kind of match has given.
+        self._taken = {(s, c): _PRIOR_TAKEN for s in SOURCES for c in range(len(AGREEMENT) + 1)}
+        self._failed = dict.fromkeys(self._taken, _PRIOR_FAILED)
         self._pending: list[int] = []  # the last continuation looked up, being checked
         self._pending_at = 0  # where it would start in the tokens
-        self._class = 0  # the agreement class of its match
+        self._class: tuple[str, int] = ("context", 0)  # the source and agreement class of its match
         # What steps gave this sequence, with drafts [1] and without [0]: tokens and seconds
         # (decayed), and how many steps drafts wait after they proved slower than none.
         self._tokens_by = [0.0, 0.0]
@@ -137,8 +149,16 @@ class ContextDrafter:
     def rate(self) -> float:
         """The chance that a token of the current candidate is taken, given the ones
         before it were (as learnt for matches of its agreement class)."""
-        c = self._class
-        return self._taken[c] / (self._taken[c] + self._failed[c])
+        return self._rate(self._class)
+
+    @property
+    def source(self) -> str:
+        """Where the current candidate comes from: "context" (the request's own tokens) or
+        "history" (an earlier answer of the same project)."""
+        return self._class[0]
+
+    def _rate(self, kind: tuple[str, int]) -> float:
+        return self._taken[kind] / (self._taken[kind] + self._failed[kind])
 
     @property
     def paused(self) -> bool:
@@ -184,27 +204,45 @@ class ContextDrafter:
     def _lookup(self) -> list[int]:
         tokens = self._tokens
         end = len(tokens)
-        self._indexed = min(self._indexed, max(end, _KEY - 1))  # after a rollback
+        self._indexed = min(self._indexed, max(end, KEY - 1))  # after a rollback
         # Index every position but the last: the current key must find earlier occurrences.
-        for at in range(max(self._indexed, _KEY), end):
-            self._index.setdefault(tuple(tokens[at - _KEY : at]), []).append(at)
+        for at in range(max(self._indexed, KEY), end):
+            self._index.setdefault(tuple(tokens[at - KEY : at]), []).append(at)
         self._indexed = max(self._indexed, end)
-        if end < _KEY:
+        if end < KEY:
             return []
-        found = self._index.get(tuple(tokens[end - _KEY :]))
+        own, own_agree = self._own_match(end)
+        past, past_agree = self._history(tokens) if self._history is not None else ([], 0)
+        own_kind, past_kind = ("context", _agreement_class(own_agree)), ("history", _agreement_class(past_agree))
+        # The match that promises more accepted tokens by its own kind's record; the
+        # request's own context on a tie (it is what the answer is about).
+        if past and (
+            not own or expected_tokens(self._rate(past_kind), len(past)) > expected_tokens(self._rate(own_kind), len(own))
+        ):
+            self._class = past_kind
+            return past
+        self._class = own_kind
+        return own
+
+    def _own_match(self, end: int) -> tuple[list[int], int]:
+        tokens = self._tokens
+        found = self._index.get(tuple(tokens[end - KEY :]))
         if not found:
-            return []
+            return [], 0
         best, best_agree = -1, -1
-        for at in reversed(found[-_CANDIDATES:]):
+        for at in reversed(found[-CANDIDATES:]):
             if at >= end:
                 continue  # indexed before a rollback shortened the tokens
             agree = _agreement(tokens, at, end)
             if agree > best_agree:
                 best, best_agree = at, agree
         if best < 0:
-            return []
-        self._class = sum(1 for edge in AGREEMENT if best_agree >= edge)
-        return list(tokens[best : min(best + MAX_DRAFT, end)])
+            return [], 0
+        return list(tokens[best : min(best + MAX_DRAFT, end)]), best_agree
+
+
+def _agreement_class(agree: int) -> int:
+    return sum(1 for edge in AGREEMENT if agree >= edge)
 
 
 def _common_prefix(a: Tokens[int], b: Tokens[int]) -> int:
@@ -215,8 +253,8 @@ def _common_prefix(a: Tokens[int], b: Tokens[int]) -> int:
 
 
 def _agreement(tokens: list[int], at: int, end: int) -> int:
-    """How many tokens before ``at`` equal those before ``end`` (up to _AGREE)."""
+    """How many tokens before ``at`` equal those before ``end`` (up to AGREE)."""
     n = 0
-    while n < _AGREE and at - n - 1 >= 0 and tokens[at - n - 1] == tokens[end - n - 1]:
+    while n < AGREE and at - n - 1 >= 0 and tokens[at - n - 1] == tokens[end - n - 1]:
         n += 1
     return n

@@ -1,5 +1,5 @@
 """Speculation on every request (--speculation auto), through the SDK: drafts from the
-request's own context, counted in /metrics, and answers that are the ones the default
+request's own context and from a project's earlier answers, counted in /metrics, and answers that are the ones the default
 (--speculation off) gives."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.conftest import MODEL, start_server, stop_server
+from tests.conftest import MODEL, cli_key, start_server, stop_server
 
 TEXT = (
     "The keeper climbed the stairs at dusk, lit the lamp, wound the clockwork and wrote in the log: "
@@ -19,8 +19,9 @@ TEXT = (
 COPY = [{"role": "user", "content": f"Repeat this text exactly, word for word:\n\n{TEXT}"}]
 
 
-def drafts(server) -> dict[tuple[str, str], float]:
-    text = httpx.get(server.base_url + "/metrics", timeout=10).text
+def drafts(server, key: str = "") -> dict[tuple[str, str], float]:
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    text = httpx.get(server.base_url + "/metrics", headers=headers, timeout=10).text
     found = re.findall(r'^chatport_draft_tokens_total\{[^}]*outcome="(\w+)",source="(\w+)"\} ([0-9.e+]+)$', text, re.M)
     return {(source, outcome): float(value) for outcome, source, value in found}
 
@@ -71,3 +72,37 @@ def test_answers_are_the_same_with_speculation_off(spec_client, client, server):
         top = at.top_logprobs
         assert len(top) == 2 and top[0].logprob - top[1].logprob < 1.0, (parted, top)
     assert ("context", "accepted") not in drafts(server)  # off: no context drafts at all
+
+
+@pytest.fixture(scope="module")
+def spec_projects(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("spec-projects")
+    store = f"sqlite:///{tmp}/keys.db"
+    key_a, _ = cli_key(store, "alpha")
+    key_b, _ = cli_key(store, "beta")
+    srv = start_server(str(tmp), "--store", store, "--speculation", "auto")
+    yield srv, key_a, key_b
+    stop_server(srv)
+
+
+def test_an_answer_given_before_drafts_for_its_own_project_only(spec_projects):
+    """A project asking again is answered sooner from what it was answered before; another
+    project asking the same is not (accepted drafts show in timing, so a shared history
+    would tell one project what another's answers said)."""
+    srv, key_a, key_b = spec_projects
+    ask = [{"role": "user", "content": "Write a short poem about a lighthouse keeper."}]
+
+    def answer(key: str) -> tuple[str, dict[tuple[str, str], float]]:
+        client = OpenAI(base_url=srv.api, api_key=key, max_retries=0, timeout=120)
+        before = drafts(srv, key)
+        text = client.chat.completions.create(model=MODEL, messages=ask, temperature=0, max_tokens=80)
+        after = drafts(srv, key)
+        return text.choices[0].message.content or "", {k: after[k] - before.get(k, 0) for k in after}
+
+    first, _ = answer(key_a)
+    again, counted = answer(key_a)
+    assert again == first
+    assert counted.get(("history", "accepted"), 0) > 0
+    other, counted = answer(key_b)
+    assert other == first
+    assert counted.get(("history", "accepted"), 0) == 0 and counted.get(("history", "rejected"), 0) == 0

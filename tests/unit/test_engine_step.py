@@ -12,6 +12,7 @@ import pytest
 from chatport.engine.constraint import Constraint, step_masks
 from chatport.engine.engine import Engine
 from chatport.engine.handle import RequestHandle
+from chatport.engine.history import AnswerHistory
 from chatport.engine.sequence import Sequence
 from chatport.protocol.backend import ChoiceDelta, GenerationRequest, SamplingParams, Thinking
 from chatport.protocol.prompt import MediaChunk, Prompt
@@ -29,6 +30,7 @@ def make_engine(
     context_length: int = 512,
     prompt_cache=None,
     speculation: bool = False,
+    history: AnswerHistory | None = None,
 ) -> tuple[Engine, FakeContext]:
     context = FakeContext(n_seqs, batch_capacity=batch_capacity)
     engine = Engine(
@@ -41,6 +43,7 @@ def make_engine(
         drafter=drafter,
         prompt_cache=prompt_cache,
         speculation=speculation,
+        history=history,
     )
     return engine, context
 
