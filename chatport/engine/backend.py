@@ -61,7 +61,6 @@ class LlamaBackend:
             speculation=config.speculation,
             history=AnswerHistory(total_tokens=config.draft_history_tokens) if config.draft_history_tokens else None,
         )
-        self.engine.calibrate()
         self.engine.start()
         self._capabilities = ModelCapabilities(
             context_length=context.context_length,

@@ -160,9 +160,9 @@ class Engine:
         return self
 
     def calibrate(self, counts: tuple[int, ...] = CALIBRATION_ROWS, cells: int = 64) -> None:
-        """Before serving: time a decode step of each row count after ``cells`` cells of KV
-        in slot 0 (the fastest of two), so that drafts are weighed by what rows cost on this
-        machine from the first request on. Costs are not a line: llama.cpp's CPU matmuls run
+        """The engine thread's first work: time a decode step of each row count after
+        ``cells`` cells of KV in slot 0 (the fastest of two), so that drafts are weighed by
+        what rows cost on this machine from the first request on. Costs are not a line: llama.cpp's CPU matmuls run
         rows in tiles (Qwen2.5-1.5B on 2 cores: 1 row 47 ms, 8 rows 249, 12 rows 309, 16 rows
         292), so counts between the measured ones are interpolated, and steps keep measuring."""
         if not self._speculation:
@@ -234,6 +234,11 @@ class Engine:
     # --- engine thread -----------------------------------------------------------------
 
     def _run(self) -> None:
+        # Calibrated here, not by the thread that built the engine: llama.cpp's CPU worker
+        # threads belong to the thread that decodes, and one decode from another thread
+        # left every later step of this one 10-15% slower (measured on the 1.5B model,
+        # docs/benchmarks.md); requests that arrive meanwhile wait in the inbox.
+        self.calibrate()
         while not self._stopping:
             if not self.tick() and not self.keep_idle_slot():
                 self._wake.wait()

@@ -58,7 +58,8 @@ def test_answers_are_the_same_with_speculation_off(spec_client, client, server):
     other. Drafts that changed the answer (a token taken without being verified) would part
     them anywhere. (Seeded sampling is checked on the engine, with exact logits.)"""
     prompts = (COPY, [{"role": "user", "content": "List the days of the week, one per line, twice."}])
-    for messages in prompts:
+    # Each prompt twice on the speculating server: the second answer drafts from the first.
+    for messages in (*prompts, *prompts):
         kwargs = {"model": MODEL, "messages": messages, "max_tokens": 120, "temperature": 0, "logprobs": True, "top_logprobs": 2}
         ours = spec_client.chat.completions.create(**kwargs).choices[0].logprobs.content
         theirs = client.chat.completions.create(**kwargs).choices[0].logprobs.content
@@ -72,6 +73,7 @@ def test_answers_are_the_same_with_speculation_off(spec_client, client, server):
         top = at.top_logprobs
         assert len(top) == 2 and top[0].logprob - top[1].logprob < 1.0, (parted, top)
     assert ("context", "accepted") not in drafts(server)  # off: no context drafts at all
+    assert ("history", "accepted") not in drafts(server)
 
 
 @pytest.fixture(scope="module")
