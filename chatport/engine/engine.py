@@ -26,7 +26,7 @@ from chatport.engine.prompt_cache import KVState, PromptCache
 from chatport.engine.sampler import TokenChoice, sample
 from chatport.engine.scheduler import Scheduler
 from chatport.engine.sequence import Phase, Sequence, TokenTable
-from chatport.engine.speculation import ContextDrafter, StepCost, draft_length
+from chatport.engine.speculation import ContextDrafter, StepCost, StepLoad, draft_length
 from chatport.engine.text import token_display
 from chatport.protocol.backend import (
     BackendFailure,
@@ -52,6 +52,7 @@ Logits = npt.NDArray[np.float32]
 CALIBRATION_ROWS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 # Proposes draft tokens for a decoding sequence (verified by the next step); none by default.
 Drafter = Callable[[Sequence], list[int]]
+_MASK_WEIGHT = 0.1  # of each new draft row's mask time in the running mean
 
 
 class ModelContext(Protocol):
@@ -148,6 +149,7 @@ class Engine:
         self._speculation = speculation
         self.history = history if speculation else None
         self.step_cost = StepCost()
+        self.mask_seconds = 0.0  # a draft row's grammar mask, measured (recent rows weigh most)
         self._inbox: queue.SimpleQueue[RequestHandle] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stopping = False
@@ -331,7 +333,13 @@ class Engine:
         active = [e for e in plan.entries if e.rows]
         depth = 0
         while active:
+            began = time.perf_counter()
             self._apply_masks([e.seq for e in active])
+            if depth:  # a draft row's grammar mask: a cost of constrained drafts alone
+                constrained = sum(1 for e in active if e.seq.constraint is not None)
+                if constrained:
+                    seconds = (time.perf_counter() - began) / constrained
+                    self.mask_seconds += _MASK_WEIGHT * (seconds - self.mask_seconds)
             choices = sample(logits, [e.seq.sampler for e in active], [e.rows[depth] for e in active])
             still = []
             for entry, choice in zip(active, choices, strict=True):
@@ -350,6 +358,7 @@ class Engine:
             media.seq.num_computed += media.chunk.n_cells
         outputs: dict[RequestHandle, list[ChoiceDelta]] = {}
         decoding = sum(1 for seq in self.scheduler.running if seq.phase is Phase.DECODE)
+        load = StepLoad(max(decoding, 1), float(max(decoding, 1)))
         for entry in plan.entries:
             seq = entry.seq
             self._count_computed(entry)
@@ -368,7 +377,7 @@ class Engine:
                         self.history.add(seq.handle.request.cache_scope, seq.tokens[seq.prompt_len :])
                     break
             if seq.phase is Phase.DECODE:
-                seq.draft = self._draft(seq, max(decoding, 1))
+                seq.draft = self._draft(seq, load)
         self._count_first_outputs(outputs)
         self.counters.steps += 1
         return outputs
@@ -393,16 +402,19 @@ class Engine:
             if drafter is not None and entry.seq.phase is Phase.DECODE and entry.picks:
                 drafter.stepped(bool(entry.draft), len(entry.picks), seconds)
 
-    def _draft(self, seq: Sequence, rows: int) -> list[int]:
-        """The next draft of a sequence in a step of ``rows`` decoding rows: the client's
-        prediction when it sent one (it knows the answer best), else the context's, as long
-        as the measured cost of its rows leaves a gain."""
+    def _draft(self, seq: Sequence, load: StepLoad) -> list[int]:
+        """The next draft of a sequence in a step of ``load``'s rows (the decoding ones and
+        the drafts given so far, which this one adds to): the client's prediction when it
+        sent one (it knows the answer best), else the context's or history's, as long as
+        the measured cost of its rows leaves a gain."""
         if self._drafter is not None:
             seq.draft_source = "drafter"
             return self._drafter(seq)
         if seq.predictor is not None:
             seq.draft_source = "prediction"
-            return seq.predictor.draft()
+            draft = seq.predictor.draft()
+            load.add(len(draft), 1.0)
+            return draft
         drafter = seq.context_drafter
         if drafter is None or not seq.accepts_drafts:
             return []
@@ -410,7 +422,10 @@ class Engine:
         seq.draft_source = drafter.source
         if not candidate or drafter.paused:
             return []
-        return candidate[: draft_length(self.step_cost, rows, drafter.rate, len(candidate))]
+        masks = self.mask_seconds if seq.constraint is not None else 0.0
+        length = draft_length(self.step_cost, load, drafter.rate, len(candidate), masks)
+        load.add(length, drafter.rate)
+        return candidate[:length]
 
     def _count_computed(self, entry: Entry) -> None:
         seq = entry.seq

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Sequence as Tokens
+from dataclasses import dataclass
 
 # A sequence's tokens -> a continuation from earlier answers of its project and the tokens
 # that match agrees over (engine/history.py), or nothing.
@@ -100,14 +101,32 @@ def expected_tokens(rate: float, length: int) -> float:
     return sum(rate**i for i in range(1, length + 1))
 
 
-def draft_length(cost: StepCost, rows: int, rate: float, available: int) -> int:
-    """How many of ``available`` draft tokens to verify in a step of ``rows`` other rows,
-    at acceptance ``rate``: the length that gives the most tokens per second, if that beats
-    the step without a draft by the margin; 0 otherwise."""
-    base = rows / cost.estimate(rows)
+@dataclass
+class StepLoad:
+    """The rows of the next step so far (its decoding sequences' and the drafts already
+    given to some of them) and the tokens they are expected to give: each further draft is
+    weighed against the step as it already is, not as if it were the only one."""
+
+    rows: int
+    tokens: float
+
+    def add(self, length: int, rate: float) -> None:
+        self.rows += length
+        self.tokens += expected_tokens(rate, length)
+
+
+def draft_length(cost: StepCost, step: StepLoad | int, rate: float, available: int, mask_seconds: float = 0.0) -> int:
+    """How many of ``available`` draft tokens to verify in a step of ``step``'s other rows
+    (a number: one token each), at acceptance ``rate``: the length that gives the most
+    tokens per second, if that beats the step without this draft by the margin; 0
+    otherwise. ``mask_seconds``: what each draft row adds besides its row in the step (a
+    grammar's mask, computed row after row)."""
+    rows, tokens = (step, float(step)) if isinstance(step, int) else (step.rows, step.tokens)
+    base = tokens / cost.estimate(rows)
     best, best_speed = 0, base * _GAIN
     for length in range(1, min(available, MAX_DRAFT) + 1):
-        speed = (rows + expected_tokens(rate, length)) / cost.estimate(rows + length)
+        seconds = cost.estimate(rows + length) + mask_seconds * expected_tokens(rate, length)
+        speed = (tokens + expected_tokens(rate, length)) / seconds
         if speed > best_speed:
             best, best_speed = length, speed
     return best

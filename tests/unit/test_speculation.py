@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatport.engine.speculation import MAX_DRAFT, ContextDrafter, StepCost, draft_length, expected_tokens
+from chatport.engine.speculation import MAX_DRAFT, ContextDrafter, StepCost, StepLoad, draft_length, expected_tokens
 from chatport.protocol.backend import SamplingParams
 from tests.support.bytes_vocab import tokens
 from tests.unit.test_engine_step import GREEDY, make_engine, request, run, text_of
@@ -99,6 +99,27 @@ def test_a_draft_is_made_only_where_its_rows_cost_less_than_they_gain():
     assert long > draft_length(cheap, 1, 0.5, 16) > 0
     assert draft_length(cheap, 1, 0.9, 3) <= 3  # never past what was found
     assert draft_length(cheap, 1, 0.0, 16) == 0
+
+
+def test_a_draft_is_weighed_against_the_step_with_the_drafts_already_in_it():
+    tiles = StepCost()
+    for rows, ms in ((1, 100), (4, 110), (8, 150), (16, 260), (32, 520)):  # cheap up to a tile, then dear
+        tiles.record(rows, ms / 1000)
+    alone = draft_length(tiles, 4, 0.6, 16)
+    assert alone > 0
+    load = StepLoad(4, 4.0)
+    load.add(12, 0.6)  # another stream's draft already fills the cheap rows
+    assert draft_length(tiles, load, 0.6, 16) < alone
+    assert load.rows == 16 and load.tokens == pytest.approx(4 + expected_tokens(0.6, 12))
+
+
+def test_a_grammars_mask_per_draft_row_shortens_drafts():
+    cheap = StepCost()
+    for rows in (1, 17):
+        cheap.record(rows, 0.090 + 0.004 * rows)
+    free = draft_length(cheap, 1, 0.7, 16)
+    assert 0 < draft_length(cheap, 1, 0.7, 16, mask_seconds=0.06) < free  # masks as dear as half a step
+    assert draft_length(cheap, 1, 0.7, 16, mask_seconds=0.1) == 0
 
 
 def test_expected_tokens_of_a_draft():
