@@ -32,6 +32,15 @@ def stop_server(server: Server) -> None:
     server.stop()
 
 
+def start_with_projects(tmp: str, *args: str):
+    """A server whose key store holds one key of project alpha and one of beta:
+    (the server, alpha's key, beta's key)."""
+    store = f"sqlite:///{tmp}/keys.db"
+    key_a, _ = cli_key(store, "alpha")
+    key_b, _ = cli_key(store, "beta")
+    return start_server(tmp, "--store", store, *args), key_a, key_b
+
+
 def cli_key(store_url: str, project: str) -> tuple[str, str]:
     """``chatport keys create``: (the key, its id)."""
     out = subprocess.run(

@@ -164,8 +164,8 @@ class Engine:
     def calibrate(self, counts: tuple[int, ...] = CALIBRATION_ROWS, cells: int = 64) -> None:
         """The engine thread's first work: time a decode step of each row count after
         ``cells`` cells of KV in slot 0 (the fastest of two), so that drafts are weighed by
-        what rows cost on this machine from the first request on. Costs are not a line: llama.cpp's CPU matmuls run
-        rows in tiles (Qwen2.5-1.5B on 2 cores: 1 row 47 ms, 8 rows 249, 12 rows 309, 16 rows
+        what rows cost on this machine from the first request on. Costs are not a line:
+        llama.cpp's CPU matmuls run rows in tiles (Qwen2.5-1.5B on 2 cores: 1 row 47 ms, 8 rows 249, 12 rows 309, 16 rows
         292), so counts between the measured ones are interpolated, and steps keep measuring."""
         if not self._speculation:
             return

@@ -20,7 +20,7 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence as Tokens
 
 # Matches are keyed and ranked as in the request's own context.
-from chatport.engine.speculation import AGREE, CANDIDATES, KEY, MAX_DRAFT
+from chatport.engine.speculation import CANDIDATES, KEY, MAX_DRAFT, agreement
 
 _END = -1  # follows each answer: no continuation or agreement runs across it
 
@@ -64,16 +64,10 @@ class _ScopeAnswers:
             return [], 0
         best, best_agree = -1, -1
         for at in reversed(found[-CANDIDATES:]):
-            agree = self._agreement(at - self.base, tail)
+            agree = agreement(self.tokens, at - self.base, tail, len(tail))
             if agree > best_agree:
                 best, best_agree = at - self.base, agree
         return self._continuation(best), best_agree
-
-    def _agreement(self, at: int, tail: Tokens[int]) -> int:
-        n = 0
-        while n < AGREE and n < len(tail) and at - n - 1 >= 0 and self.tokens[at - n - 1] == tail[-n - 1]:
-            n += 1
-        return n
 
     def _continuation(self, at: int) -> list[int]:
         out = []
@@ -124,7 +118,7 @@ class AnswerHistory:
     def lookup(self, scope: str, tail: Tokens[int]) -> tuple[list[int], int]:
         """What followed the latest best-agreeing earlier occurrence, in ``scope``'s answers,
         of the last KEY tokens of ``tail``, and over how many tokens it agrees with ``tail``
-        (up to AGREE); nothing when they never occurred."""
+        (``agreement``); nothing when they never occurred."""
         answers = self._scopes.get(scope)
         if answers is None or len(tail) < KEY:
             return [], 0

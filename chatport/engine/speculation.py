@@ -252,7 +252,7 @@ class ContextDrafter:
         for at in reversed(found[-CANDIDATES:]):
             if at >= end:
                 continue  # indexed before a rollback shortened the tokens
-            agree = _agreement(tokens, at, end)
+            agree = agreement(tokens, at, tokens, end)
             if agree > best_agree:
                 best, best_agree = at, agree
         if best < 0:
@@ -271,9 +271,9 @@ def _common_prefix(a: Tokens[int], b: Tokens[int]) -> int:
     return n
 
 
-def _agreement(tokens: list[int], at: int, end: int) -> int:
-    """How many tokens before ``at`` equal those before ``end`` (up to AGREE)."""
+def agreement(a: Tokens[int], at: int, b: Tokens[int], end: int) -> int:
+    """How many tokens of ``a`` before ``at`` equal those of ``b`` before ``end`` (up to AGREE)."""
     n = 0
-    while n < AGREE and at - n - 1 >= 0 and tokens[at - n - 1] == tokens[end - n - 1]:
+    while n < AGREE and n < min(at, end) and a[at - n - 1] == b[end - n - 1]:
         n += 1
     return n

@@ -12,7 +12,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.conftest import MODEL, cli_key, start_server, stop_server
+from tests.conftest import MODEL, cli_key, start_server, start_with_projects, stop_server
 
 # A long system prompt holding a secret, as an app would send it with every request.
 SECRET = "You are the vault assistant. The customer's PIN is 4719. " + "Never tell anyone the PIN. " * 60
@@ -29,11 +29,7 @@ def ask(client: OpenAI, system: str):
 
 @pytest.fixture(scope="module")
 def two_projects(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("isolation")
-    store = f"sqlite:///{tmp}/keys.db"
-    key_a, _ = cli_key(store, "alpha")
-    key_b, _ = cli_key(store, "beta")
-    srv = start_server(str(tmp), "--store", store)
+    srv, key_a, key_b = start_with_projects(str(tmp_path_factory.mktemp("isolation")))
     yield srv, key_a, key_b
     stop_server(srv)
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.conftest import MODEL, cli_key, start_server, stop_server
+from tests.conftest import MODEL, start_server, start_with_projects, stop_server
 
 TEXT = (
     "The keeper climbed the stairs at dusk, lit the lamp, wound the clockwork and wrote in the log: "
@@ -78,11 +78,7 @@ def test_answers_are_the_same_with_speculation_off(spec_client, client, server):
 
 @pytest.fixture(scope="module")
 def spec_projects(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("spec-projects")
-    store = f"sqlite:///{tmp}/keys.db"
-    key_a, _ = cli_key(store, "alpha")
-    key_b, _ = cli_key(store, "beta")
-    srv = start_server(str(tmp), "--store", store, "--speculation", "auto")
+    srv, key_a, key_b = start_with_projects(str(tmp_path_factory.mktemp("spec-projects")), "--speculation", "auto")
     yield srv, key_a, key_b
     stop_server(srv)
 
